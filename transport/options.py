@@ -1,0 +1,102 @@
+"""Model options of the transport engine (what physics is switched on, and how it is solved)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal, Optional
+
+from nanosep.errors import InvalidInputError
+
+from .hindrance import HINDRANCE_MODELS
+
+ACTIVITY_MODELS = ("ideal", "davies", "pitzer")
+POLARIZATION_MODELS = ("none", "film", "linear")
+
+#: Diffusivity that a user-given mass-transfer coefficient refers to (NaCl salt
+#: diffusivity at 25 C, 1.61e-9 m2/s, Robinson & Stokes 1959); the film thickness is
+#: ``delta = D_REF / k`` and the per-ion coefficients of the linearized film are
+#: ``k_i = k (D_i / D_REF)^(2/3)`` (Leveque scaling, Sh ~ Sc^(1/3)).
+D_REF_NACL = 1.61e-9
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """Physics and numerics switches.
+
+    Attributes
+    ----------
+    activity: "ideal", "davies" or "pitzer" (seed 003 App. A).
+    image_forces: include Yaroshchuk's image-force partitioning (seed 003 eqs. 5-8).
+    image_screening: "pore" (Debye screening by the ions inside the pore at each
+        interface, with the pore dielectric constant) or "bulk" (seed 003 eq. 8 as
+        printed, which reduces to the bulk solution's screening length).
+    matrix_dielectric: dielectric constant of the membrane matrix (seed 003: 4.5).
+    bulk_dielectric: dielectric constant of the bulk solution; ``None`` uses pure
+        water at the feed temperature (Malmberg & Maryott 1956).
+    polarization: "none", "film" (Nernst-Planck across the film) or "linear" (eq. 2).
+    mass_transfer_m_s: mass-transfer coefficient k [m/s] of a solute with
+        diffusivity ``reference_diffusivity_m2_s``; film thickness = D_ref / k.
+    film_thickness_m: alternative to ``mass_transfer_m_s``.
+    hindrance: "dechadilok_deen" or "bungay_brenner".
+    nodes, film_nodes: Chebyshev intervals across the active layer and the film.
+    tol: Newton tolerance on the scaled residuals (max norm).
+    """
+
+    activity: Literal["ideal", "davies", "pitzer"] = "ideal"
+    image_forces: bool = False
+    image_screening: Literal["pore", "bulk"] = "pore"
+    matrix_dielectric: float = 4.5
+    bulk_dielectric: Optional[float] = None
+    polarization: Literal["none", "film", "linear"] = "none"
+    mass_transfer_m_s: Optional[float] = None
+    film_thickness_m: Optional[float] = None
+    reference_diffusivity_m2_s: float = D_REF_NACL
+    hindrance: str = "dechadilok_deen"
+    nodes: int = 16
+    film_nodes: int = 16
+    tol: float = 1e-11
+    max_iter: int = 60
+
+    def __post_init__(self) -> None:
+        if self.activity not in ACTIVITY_MODELS:
+            raise InvalidInputError(f"activity={self.activity!r}: choose one of {ACTIVITY_MODELS}")
+        if self.polarization not in POLARIZATION_MODELS:
+            raise InvalidInputError(f"polarization={self.polarization!r}: choose one of {POLARIZATION_MODELS}")
+        if self.hindrance not in HINDRANCE_MODELS:
+            raise InvalidInputError(f"hindrance={self.hindrance!r}: choose one of {HINDRANCE_MODELS}")
+        if self.image_screening not in ("pore", "bulk"):
+            raise InvalidInputError(f"image_screening={self.image_screening!r}: choose 'pore' or 'bulk'")
+        if self.polarization != "none":
+            k, d = self.mass_transfer_m_s, self.film_thickness_m
+            if (k is None) == (d is None):
+                raise InvalidInputError(
+                    f"polarization={self.polarization!r} needs exactly one of mass_transfer_m_s, film_thickness_m "
+                    f"(got {k!r}, {d!r})")
+            val = k if k is not None else d
+            if not (val > 0 and val < float("inf")):
+                raise InvalidInputError(f"mass transfer / film thickness must be positive and finite, got {val!r}")
+        if not (2 <= self.nodes <= 256) or not (2 <= self.film_nodes <= 256):
+            raise InvalidInputError(f"nodes={self.nodes}, film_nodes={self.film_nodes}: must be in [2, 256]")
+        if not self.matrix_dielectric > 0:
+            raise InvalidInputError(f"matrix_dielectric={self.matrix_dielectric!r} must be > 0")
+
+    def with_(self, **kw) -> "TransportOptions":
+        """A copy with some fields changed."""
+        return replace(self, **kw)
+
+    @property
+    def film_thickness(self) -> Optional[float]:
+        """Film thickness delta [m] (None without polarization)."""
+        if self.polarization == "none":
+            return None
+        if self.film_thickness_m is not None:
+            return self.film_thickness_m
+        return self.reference_diffusivity_m2_s / self.mass_transfer_m_s
+
+    @property
+    def mass_transfer(self) -> Optional[float]:
+        """Mass-transfer coefficient k [m/s] of the reference solute (None without polarization)."""
+        if self.polarization == "none":
+            return None
+        if self.mass_transfer_m_s is not None:
+            return self.mass_transfer_m_s
+        return self.reference_diffusivity_m2_s / self.film_thickness_m

@@ -1,0 +1,420 @@
+"""Pitzer-Kim multicomponent activity model (Harvie, Moller & Weare form).
+
+Equations (molalities m [mol kg-1], I = 1/2 sum m_i z_i^2, Z = sum m_i |z_i|,
+b = 1.2; Harvie, Moller & Weare, Geochim. Cosmochim. Acta 48 (1984) 723,
+eqs. 1-11; Pitzer, *Activity Coefficients in Electrolyte Solutions*, 2nd ed.,
+CRC 1991, ch. 3; seed 003 Appendix A, eqs. A.1-A.15 with its typos corrected)::
+
+    F = -A_phi [sqrt(I)/(1 + b sqrt(I)) + (2/b) ln(1 + b sqrt(I))]
+        + sum_c sum_a m_c m_a B'_ca + sum_{c<c'} m_c m_c' Phi'_cc' + sum_{a<a'} m_a m_a' Phi'_aa'
+    ln g_M = z_M^2 F + sum_a m_a (2 B_Ma + Z C_Ma) + sum_c m_c (2 Phi_Mc + sum_a m_a psi_Mca)
+             + sum_{a<a'} m_a m_a' psi_aa'M + |z_M| sum_c sum_a m_c m_a C_ca        (anions alike)
+    sum_i m_i (phi - 1) = 2 [ -A_phi I^1.5/(1 + b sqrt(I)) + sum_c sum_a m_c m_a (B^phi_ca + Z C_ca)
+             + sum_{c<c'} m_c m_c' (Phi^phi_cc' + sum_a m_a psi_cc'a) + (anion pairs alike) ]
+    B = b0 + b1 g(a1 sqrt I) + b2 g(a2 sqrt I);  B' = [b1 g'(a1 sqrt I) + b2 g'(a2 sqrt I)] / I
+    B^phi = b0 + b1 exp(-a1 sqrt I) + b2 exp(-a2 sqrt I);  C = C^phi / (2 sqrt|z_M z_X|)
+    g(x) = 2 [1 - (1 + x) e^-x] / x^2;  g'(x) = -2 [1 - (1 + x + x^2/2) e^-x] / x^2
+    Phi = theta + Etheta(I);  Phi' = Etheta'(I);  Phi^phi = theta + Etheta + I Etheta'
+    Etheta_ij = z_i z_j / (4 I) [J(x_ij) - J(x_ii)/2 - J(x_jj)/2],  x_ij = 6 z_i z_j A_phi sqrt(I)
+    Etheta'_ij = -Etheta_ij / I + z_i z_j / (8 I^2) [x_ij J'(x_ij) - x_ii J'(x_ii)/2 - x_jj J'(x_jj)/2]
+
+Choices:
+
+* ``J(x)``: Pitzer's closed form (Pitzer, J. Solution Chem. 4 (1975) 249, eq. 47),
+  ``J(x) = x / (4 + 4.581 x^-0.7237 exp(-0.0120 x^0.528))``, and its exact
+  derivative -- smooth and branch-free, so the Pyomo expression is smooth.  It
+  differs from the exact integral (and from Harvie's Chebyshev fit used by
+  PHREEQC) by < 1.5 % of J for x >= 0.05 (7 % at x = 0.01, where J < 1e-4); in
+  sea water this changes ln gamma by < 1e-3 (Mg, Ca, SO4) and 1.3e-4 (Na, Cl).
+* alpha: as PHREEQC (src/pitzer.cpp, ``pitzer_tidy``): alpha1 = 2 if either ion is
+  univalent, 1.4 for 2-2 pairs, 2 otherwise; alpha2 = 12 (univalent and 2-2
+  pairs) or 50 (higher).  beta2 is used only if the parameter set gives it
+  (PHREEQC 2025: CaCl2, CaSO4, MgSO4).
+* Temperature: PHREEQC function ``P(T) = A0 + A1 (1/T - 1/Tr) + A2 ln(T/Tr) +
+  A3 (T - Tr) + A4 (T^2 - Tr^2) + A5 (1/T^2 - 1/Tr^2)``, Tr = 298.15 K.
+* A_phi(T) from :func:`nanosep.water.debye_huckel_aphi` (0.3921 at 25 C; PHREEQC
+  uses 0.392 there).
+* No MacInnes scaling of single-ion coefficients (PHREEQC applies it by default);
+  mean activity and osmotic coefficients are unaffected by that convention.
+* Missing cation-anion parameters are zero (a warning is logged once per pair);
+  missing theta and psi are zero silently; E-theta is always included.
+  Neutral solutes have ln gamma = 0 (no lambda/zeta parameters).
+
+Default parameter set: PHREEQC ``pitzer.dat`` as of 2025 (``data/pitzer_parameters_phreeqc.csv``).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from nanosep.transport.activity import ActivityModelBase
+from nanosep.transport.mathops import polyval
+
+from nanosep.constants import T_REF
+from nanosep.errors import InvalidInputError, UnknownIonError
+from nanosep.names import canonical_ion_name, split_ion_name
+
+log = logging.getLogger(__name__)
+
+PARAMETER_SETS = ("phreeqc2025", "phreeqc2012", "may2011")
+DEFAULT_PARAMETER_SET = "phreeqc2025"
+B_PITZER = 1.2  #: kg^0.5 mol^-0.5, universal Pitzer constant b
+
+# Pitzer (1975) eq. 47 constants of the closed-form J(x)
+_J_C1, _J_C2, _J_C3, _J_C4 = 4.581, 0.7237, 0.0120, 0.528
+
+_SERIES_SWITCH = 0.02  # below this argument g and g' use their Taylor series (numpy path)
+_N_SERIES = 12
+_warned: set[tuple[str, str]] = set()
+
+
+def _series_coefficients() -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Taylor coefficients of g(x) and g'(x) about 0 (exact rationals, then float)."""
+    fact = [math.factorial(k) for k in range(_N_SERIES + 4)]
+    g = tuple(float(Fraction(2 * (-1) ** j * (j + 1), fact[j + 2])) for j in range(_N_SERIES))
+
+    def a(k: int) -> Fraction:  # coefficient of x^k in 1 - (1 + x + x^2/2) e^-x
+        s = Fraction((-1) ** k, fact[k])
+        if k >= 1:
+            s += Fraction((-1) ** (k - 1), fact[k - 1])
+        if k >= 2:
+            s += Fraction((-1) ** (k - 2), 2 * fact[k - 2])
+        return (1 if k == 0 else 0) - s
+
+    gp = tuple(float(-2 * a(k + 2)) for k in range(_N_SERIES))  # g'(x) = -2 sum_k a(k+2) x^k
+    return g, gp
+
+
+_G_SERIES, _GP_SERIES = _series_coefficients()
+
+
+def pitzer_g(x: Any, ops: Any) -> Any:
+    """``g(x) = 2 [1 - (1 + x) exp(-x)] / x^2`` (HMW 1984 eq. 7; seed eq. A.9)."""
+    return ops.stable(
+        x, _SERIES_SWITCH, lambda t: polyval(_G_SERIES, t), lambda t: 2.0 * (1.0 - (1.0 + t) * ops.exp(-t)) / (t * t)
+    )
+
+
+def pitzer_gprime(x: Any, ops: Any) -> Any:
+    """``g'(x) = -2 [1 - (1 + x + x^2/2) exp(-x)] / x^2`` (HMW 1984 eq. 8; seed eq. A.10)."""
+    return ops.stable(
+        x,
+        _SERIES_SWITCH,
+        lambda t: polyval(_GP_SERIES, t),
+        lambda t: -2.0 * (1.0 - (1.0 + t + 0.5 * t * t) * ops.exp(-t)) / (t * t),
+    )
+
+
+def etheta_terms(x: Any, ops: Any) -> tuple[Any, Any]:
+    """``(J(x), x J'(x))`` of Pitzer's (1975) closed form ``J = x / (4 + C1 x^-C2 exp(-C3 x^C4))``.
+
+    The derivative is exact: ``x J' = J + J e (C2 + C3 C4 x^C4) / (4 + e)`` with
+    ``e = C1 x^-C2 exp(-C3 x^C4)``; the powers are shared through ``log x``.
+    """
+    lx = ops.log(x)
+    p = ops.exp(_J_C4 * lx)  # x^C4
+    e = _J_C1 * ops.exp(-_J_C2 * lx - _J_C3 * p)
+    d = 4.0 + e
+    j = x / d
+    return j, j + j * e * (_J_C2 + _J_C3 * _J_C4 * p) / d
+
+
+def etheta_J(x: Any, ops: Any) -> Any:
+    """Pitzer (1975) closed-form approximation of ``J0(x)``."""
+    return etheta_terms(x, ops)[0]
+
+
+def etheta_xJprime(x: Any, ops: Any) -> Any:
+    """``x dJ/dx`` of :func:`etheta_J` (exact derivative of the closed form)."""
+    return etheta_terms(x, ops)[1]
+
+
+def etheta(
+    zi: int, zj: int, I: Any, sqrt_I: Any, A_phi: float, ops: Any, cache: dict[int, tuple[Any, Any]] | None = None
+) -> tuple[Any, Any]:
+    """Unsymmetric mixing terms ``(E-theta, E-theta')`` for a like-sign pair (Pitzer 1975).
+
+    ``cache`` (one dict per evaluation) shares ``J`` between pairs with the same
+    ``x = 6 z z' A_phi sqrt(I)``.
+    """
+    cache = {} if cache is None else cache
+
+    def jt(k: int) -> tuple[Any, Any]:
+        if k not in cache:
+            cache[k] = etheta_terms(6.0 * k * A_phi * sqrt_I, ops)
+        return cache[k]
+
+    (j_ij, d_ij), (j_ii, d_ii), (j_jj, d_jj) = jt(zi * zj), jt(zi * zi), jt(zj * zj)
+    et = zi * zj / (4.0 * I) * (j_ij - 0.5 * j_ii - 0.5 * j_jj)
+    etp = -et / I + zi * zj / (8.0 * I * I) * (d_ij - 0.5 * d_ii - 0.5 * d_jj)
+    return et, etp
+
+
+def phreeqc_temperature_function(coeffs: Sequence[float], T: float, Tr: float = T_REF) -> float:
+    """PHREEQC PITZER temperature function ``P(T)`` from ``(A0, ..., A5)`` (missing A's are 0)."""
+    a = list(coeffs) + [0.0] * (6 - len(coeffs))
+    return (
+        a[0]
+        + a[1] * (1.0 / T - 1.0 / Tr)
+        + a[2] * math.log(T / Tr)
+        + a[3] * (T - Tr)
+        + a[4] * (T * T - Tr * Tr)
+        + a[5] * (1.0 / (T * T) - 1.0 / (Tr * Tr))
+    )
+
+
+def pitzer_alphas(z_cation: int, z_anion: int) -> tuple[float, float]:
+    """``(alpha1, alpha2)`` by the PHREEQC rule (see module docstring)."""
+    zc, za = abs(z_cation), abs(z_anion)
+    if zc == 1 or za == 1:
+        return 2.0, 12.0
+    if zc == 2 and za == 2:
+        return 1.4, 12.0
+    return 2.0, 50.0
+
+
+Coeffs = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PitzerParameters:
+    """Interaction parameters with PHREEQC temperature coefficients ``(A0, ..., A5)``.
+
+    Keys use canonical ion names: ``binary[frozenset({c, a})][kind]`` with ``kind`` in
+    ``beta0, beta1, beta2, Cphi``; ``theta[frozenset({i, j})]``; ``psi[(frozenset({i, j}), k)]``
+    with ``i, j`` of like sign and ``k`` of the other sign.
+    """
+
+    label: str
+    binary: Mapping[frozenset[str], Mapping[str, Coeffs]] = field(default_factory=dict)
+    theta: Mapping[frozenset[str], Coeffs] = field(default_factory=dict)
+    psi: Mapping[tuple[frozenset[str], str], Coeffs] = field(default_factory=dict)
+    reference_T_only: bool = False  #: True if the values are 25 C values without T dependence
+
+    @staticmethod
+    @cache
+    def load(name: str = DEFAULT_PARAMETER_SET) -> PitzerParameters:
+        """A packaged parameter set: ``phreeqc2025``, ``phreeqc2012`` or ``may2011`` (25 C binary only)."""
+        if name in ("phreeqc2025", "phreeqc2012"):
+            return _load_phreeqc(name[-4:])
+        if name == "may2011":
+            return _load_may2011()
+        raise InvalidInputError(f"unknown Pitzer parameter set {name!r}; choose one of {PARAMETER_SETS}")
+
+    def combined_with(self, fallback: PitzerParameters) -> PitzerParameters:
+        """Parameters of ``self``, with pairs/triplets absent here taken from ``fallback``."""
+        return PitzerParameters(
+            label=f"{self.label}+{fallback.label}",
+            binary={**fallback.binary, **self.binary},
+            theta={**fallback.theta, **self.theta},
+            psi={**fallback.psi, **self.psi},
+            reference_T_only=self.reference_T_only or fallback.reference_T_only,
+        )
+
+
+def _data_rows(name: str) -> list[dict[str, str]]:
+    with resources.files("nanosep").joinpath("data", name).open("r", encoding="utf-8") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def _canon(name: str) -> str:
+    return canonical_ion_name(name)
+
+
+def _load_phreeqc(year: str) -> PitzerParameters:
+    binary: dict[frozenset[str], dict[str, Coeffs]] = {}
+    theta: dict[frozenset[str], Coeffs] = {}
+    psi: dict[tuple[frozenset[str], str], Coeffs] = {}
+    for row in _data_rows("pitzer_parameters_phreeqc.csv"):
+        if not row["database_version"].startswith(f"phreeqc3_pitzer.dat_{year}"):
+            continue
+        coeffs = tuple(float(row[k] or 0.0) for k in ("value_25C_A0", "A1", "A2", "A3", "A4", "A5"))
+        species = [_canon(row[k]) for k in ("species_1", "species_2", "species_3") if row[k]]
+        kind = row["parameter"]
+        if kind in ("beta0", "beta1", "beta2", "Cphi"):
+            binary.setdefault(frozenset(species), {})[kind] = coeffs
+        elif kind == "theta":
+            theta[frozenset(species)] = coeffs
+        elif kind == "psi":
+            signs = [split_ion_name(s)[1] > 0 for s in species]
+            odd = [s for s, pos in zip(species, signs) if signs.count(pos) == 1]
+            like = [s for s, pos in zip(species, signs) if signs.count(pos) == 2]
+            psi[(frozenset(like), odd[0])] = coeffs
+    return PitzerParameters(label=f"phreeqc{year}", binary=binary, theta=theta, psi=psi)
+
+
+def _split_salt(salt: str) -> tuple[str, str]:
+    """Canonical ``(cation, anion)`` of a neutral salt formula: ``"Mg(NO3)2" -> ("Mg+2", "NO3-")``.
+
+    The reading whose ions are known and balance the charges is taken (``MgCl2`` is
+    Mg + 2 Cl, ``Na2SO4`` is 2 Na + SO4).
+    """
+    m = re.match(r"^(NH4|[A-Z][a-z]?)(\d*)(?:\(([A-Za-z0-9]+)\)(\d+)|([A-Za-z0-9]+?)(\d*))$", salt)
+    if m is None:
+        raise InvalidInputError(f"cannot split salt formula {salt!r}")
+    cat, n_cat = m.group(1), int(m.group(2) or 1)
+    readings = [(m.group(3), int(m.group(4)))] if m.group(3) else []
+    if m.group(5):
+        readings += [(m.group(5) + m.group(6), 1), (m.group(5), int(m.group(6) or 1))]
+    for an, n_an in readings:
+        try:
+            c, a = _canon(cat), _canon(an)
+        except UnknownIonError:
+            continue
+        if n_cat * split_ion_name(c)[1] + n_an * split_ion_name(a)[1] == 0:
+            return c, a
+    raise InvalidInputError(f"cannot read salt formula {salt!r} as a neutral cation-anion pair of known ions")
+
+
+def _load_may2011() -> PitzerParameters:
+    binary: dict[frozenset[str], dict[str, Coeffs]] = {}
+    for row in _data_rows("pitzer_binary_May2011_via_pyEQL.csv"):
+        if not row["beta0"]:
+            continue
+        key = frozenset(_split_salt(row["salt"]))
+        binary[key] = {k: (float(row[k]),) for k in ("beta0", "beta1", "beta2", "Cphi")}
+    return PitzerParameters(label="may2011", binary=binary, reference_T_only=True)
+
+
+def _resolve_parameters(parameters: str | PitzerParameters | Sequence[str]) -> PitzerParameters:
+    if isinstance(parameters, PitzerParameters):
+        return parameters
+    if isinstance(parameters, str):
+        return PitzerParameters.load(parameters)
+    sets = [PitzerParameters.load(p) for p in parameters]
+    out = sets[0]
+    for s in sets[1:]:
+        out = out.combined_with(s)
+    return out
+
+
+class PitzerActivity(ActivityModelBase):
+    """Pitzer model for a fixed ion set and temperature (parameters evaluated once at ``T``).
+
+    Args:
+        ions: species names (canonical names select the parameters; other names get none).
+        charges: valences.
+        T: temperature, K.
+        parameters: a set name from :data:`PARAMETER_SETS`, a sequence of names (first
+            wins, later ones fill gaps, e.g. ``("phreeqc2025", "may2011")``), or a
+            :class:`PitzerParameters`.
+    """
+
+    kind = "pitzer"
+
+    def __init__(
+        self,
+        ions: Sequence[str],
+        charges: Sequence[int],
+        T: float = T_REF,
+        parameters: str | PitzerParameters | Sequence[str] = DEFAULT_PARAMETER_SET,
+    ) -> None:
+        super().__init__(ions, charges, T)
+        self.parameters = _resolve_parameters(parameters)
+        p = self.parameters
+        if p.reference_T_only and abs(self.T - T_REF) > 0.01:
+            log.warning("Pitzer parameter set %r has 25 C values only; used unchanged at T = %.2f K", p.label, self.T)
+        keys = []
+        for name in self.ions:
+            try:
+                keys.append(canonical_ion_name(name))
+            except UnknownIonError:
+                keys.append(name)
+        z = self.charges.tolist()
+        at = lambda coeffs: phreeqc_temperature_function(coeffs, self.T)
+        cations = [i for i, q in enumerate(z) if q > 0]
+        anions = [i for i, q in enumerate(z) if q < 0]
+
+        self._ca: list[tuple[int, int, float, float, float, float, float, float]] = []
+        for c in cations:
+            for a in anions:
+                rec = p.binary.get(frozenset((keys[c], keys[a])))
+                if rec is None:
+                    pair = (keys[c], keys[a])
+                    if pair not in _warned:
+                        _warned.add(pair)
+                        log.warning(
+                            "no Pitzer parameters for %s-%s in set %r: beta0 = beta1 = beta2 = Cphi = 0",
+                            *pair, p.label,
+                        )
+                    rec = {}
+                b0, b1, b2, cphi = (at(rec[k]) if k in rec else 0.0 for k in ("beta0", "beta1", "beta2", "Cphi"))
+                a1, a2 = pitzer_alphas(z[c], z[a])
+                self._ca.append((c, a, b0, b1, b2, a1, a2, cphi / (2.0 * math.sqrt(abs(z[c] * z[a])))))
+
+        self._pairs: list[tuple[int, int, float, bool]] = []
+        for group in (cations, anions):
+            for k, i in enumerate(group):
+                for j in group[k + 1 :]:
+                    th = p.theta.get(frozenset((keys[i], keys[j])))
+                    self._pairs.append((i, j, at(th) if th else 0.0, z[i] != z[j]))
+
+        self._psi: list[tuple[int, int, int, float]] = []
+        for group, other in ((cations, anions), (anions, cations)):
+            for k, i in enumerate(group):
+                for j in group[k + 1 :]:
+                    for o in other:
+                        ps = p.psi.get((frozenset((keys[i], keys[j])), keys[o]))
+                        if ps:
+                            self._psi.append((i, j, o, at(ps)))
+
+    def _evaluate(self, m: list[Any], ops: Any, osmotic: bool) -> tuple[list[Any], Any]:
+        z = self.charges.tolist()
+        A = self.A_phi
+        I = self._ionic_strength(m, ops)
+        sI = ops.sqrt(I)
+        Z = sum(abs(q) * mi for q, mi in zip(z, m) if q != 0)
+        F = -A * (sI / (1.0 + B_PITZER * sI) + (2.0 / B_PITZER) * ops.log(1.0 + B_PITZER * sI))
+        osm = -A * I * sI / (1.0 + B_PITZER * sI) if osmotic else 0.0
+        lng: list[Any] = [0.0 * mi for mi in m]
+        csum: Any = 0.0
+        for c, a, b0, b1, b2, a1, a2, C in self._ca:
+            B, Bp, Bphi = b0, 0.0, b0
+            for beta, alpha in ((b1, a1), (b2, a2)):
+                if beta != 0.0:
+                    x = alpha * sI
+                    B = B + beta * pitzer_g(x, ops)
+                    Bp = Bp + beta * pitzer_gprime(x, ops) / I
+                    Bphi = Bphi + beta * ops.exp(-x)
+            mm = m[c] * m[a]
+            F = F + mm * Bp
+            lng[c] = lng[c] + m[a] * (2.0 * B + Z * C)
+            lng[a] = lng[a] + m[c] * (2.0 * B + Z * C)
+            csum = csum + mm * C
+            if osmotic:
+                osm = osm + mm * (Bphi + Z * C)
+        jcache: dict[int, tuple[Any, Any]] = {}
+        for i, j, th, unsym in self._pairs:
+            Phi, Phip, Phiphi = th, 0.0, th
+            if unsym:
+                et, etp = etheta(z[i], z[j], I, sI, A, ops, jcache)
+                Phi, Phip, Phiphi = th + et, etp, th + et + I * etp
+            F = F + m[i] * m[j] * Phip
+            lng[i] = lng[i] + 2.0 * m[j] * Phi
+            lng[j] = lng[j] + 2.0 * m[i] * Phi
+            if osmotic:
+                osm = osm + m[i] * m[j] * Phiphi
+        for i, j, o, ps in self._psi:
+            lng[i] = lng[i] + m[j] * m[o] * ps
+            lng[j] = lng[j] + m[i] * m[o] * ps
+            lng[o] = lng[o] + m[i] * m[j] * ps
+            if osmotic:
+                osm = osm + m[i] * m[j] * m[o] * ps
+        for i, q in enumerate(z):
+            if q != 0:
+                lng[i] = lng[i] + q * q * F + abs(q) * csum
+        return lng, 2.0 * osm
+
+    def _ln_gamma_terms(self, m: list[Any], ops: Any) -> list[Any]:
+        return self._evaluate(m, ops, osmotic=False)[0]
+
+    def _osmotic_sum(self, m: list[Any], ops: Any) -> Any:
+        return self._evaluate(m, ops, osmotic=True)[1]

@@ -1,0 +1,154 @@
+"""Results of the transport engine: arrays for a batch, a view per case, tidy tables."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from nanosep.units import m_s_to_lmh
+
+PARTITION_KEYS = ("steric", "born", "image", "donnan", "activity", "total")
+FLUX_PARTS = ("diffusion", "convection", "migration")
+
+
+@dataclass
+class BatchResult:
+    """Solution of a batch of ``B`` cases with ``n`` ions.
+
+    Concentrations are mol/m3, fluxes m/s (water) and mol/(m2 s) (ions), potentials
+    are dimensionless ``F psi / (R T)`` unless the name ends in ``_V``.
+    """
+
+    ions: tuple[str, ...]
+    charges: np.ndarray                 # (n,)
+    flux_m_s: np.ndarray                # (B,) water flux J_v
+    converged: np.ndarray               # (B,)
+    iterations: np.ndarray              # (B,) Newton iterations (all continuation steps)
+    residual: np.ndarray                # (B,) final scaled residual, max norm
+    reason: np.ndarray                  # (B,) why a case failed ("" if converged)
+    c_feed: np.ndarray                  # (B, n) bulk feed
+    c_wall: np.ndarray                  # (B, n) feed solution at the membrane wall
+    c_perm: np.ndarray                  # (B, n) permeate
+    ion_flux: np.ndarray                # (B, n) J_i = J_v c_p,i, mol/(m2 s)
+    partition_feed: dict                # key -> (B, n) partition coefficients, feed side (pore/wall)
+    partition_perm: dict                # key -> (B, n) permeate side (pore/permeate)
+    donnan_feed_V: np.ndarray           # (B,) psi_pore(0+) - psi_wall
+    donnan_perm_V: np.ndarray           # (B,) psi_pore(L-) - psi_permeate
+    flux_split: np.ndarray              # (B, n, 3) layer-averaged diffusion/convection/migration, mol/(m2 s)
+    x: np.ndarray                       # (M,) node positions in the active layer, m ... per case: x * thickness
+    thickness_m: np.ndarray             # (B,)
+    c_layer: np.ndarray                 # (B, n, M) pore concentrations
+    phi_layer: np.ndarray               # (B, M) dimensionless potential
+    y_film: Optional[np.ndarray] = None     # (Mf,) normalized film coordinate
+    c_film: Optional[np.ndarray] = None     # (B, n, Mf)
+    phi_film: Optional[np.ndarray] = None   # (B, Mf)
+    continuation_steps: Optional[np.ndarray] = None  # (B,)
+    solution: Optional[np.ndarray] = None   # (B, m) raw unknowns (warm starts, Pyomo twin)
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.flux_m_s.shape[0]
+
+    @property
+    def rejection_intrinsic(self) -> np.ndarray:
+        """1 - c_perm / c_wall, (B, n)."""
+        return 1.0 - self.c_perm / self.c_wall
+
+    @property
+    def rejection_observed(self) -> np.ndarray:
+        """1 - c_perm / c_feed, (B, n)."""
+        return 1.0 - self.c_perm / self.c_feed
+
+    @property
+    def rejection(self) -> np.ndarray:
+        """Observed rejection (equal to intrinsic without polarization), (B, n)."""
+        return self.rejection_observed
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per case and ion, SI values with units in the column names."""
+        B, n = self.c_perm.shape
+        rows = {
+            "case": np.repeat(np.arange(B), n),
+            "ion": np.tile(np.array(self.ions, dtype=object), B),
+            "flux_L_m2_h": np.repeat(m_s_to_lmh(self.flux_m_s), n),
+            "converged": np.repeat(self.converged, n),
+            "c_feed_mol_m3": self.c_feed.ravel(),
+            "c_wall_mol_m3": self.c_wall.ravel(),
+            "c_perm_mol_m3": self.c_perm.ravel(),
+            "rejection_observed": self.rejection_observed.ravel(),
+            "rejection_intrinsic": self.rejection_intrinsic.ravel(),
+            "ion_flux_mol_m2_s": self.ion_flux.ravel(),
+        }
+        for k in PARTITION_KEYS:
+            rows[f"phi_{k}_feed"] = self.partition_feed[k].ravel()
+            rows[f"phi_{k}_perm"] = self.partition_perm[k].ravel()
+        for j, part in enumerate(FLUX_PARTS):
+            rows[f"{part}_flux_mol_m2_s"] = self.flux_split[:, :, j].ravel()
+        return pd.DataFrame(rows)
+
+    def case(self, b: int) -> "CaseResult":
+        """A per-case view."""
+        return CaseResult(self, b)
+
+
+class CaseResult:
+    """One case of a :class:`BatchResult` with dictionaries keyed by ion name."""
+
+    def __init__(self, batch: BatchResult, b: int):
+        self._r, self._b = batch, b
+
+    def _d(self, arr) -> dict:
+        return {ion: float(v) for ion, v in zip(self._r.ions, arr[self._b])}
+
+    @property
+    def converged(self) -> bool:
+        return bool(self._r.converged[self._b])
+
+    @property
+    def flux_m_s(self) -> float:
+        return float(self._r.flux_m_s[self._b])
+
+    @property
+    def rejection(self) -> dict:
+        """Observed rejection per ion."""
+        return self._d(self._r.rejection_observed)
+
+    @property
+    def rejection_intrinsic(self) -> dict:
+        return self._d(self._r.rejection_intrinsic)
+
+    @property
+    def permeate_mol_m3(self) -> dict:
+        return self._d(self._r.c_perm)
+
+    @property
+    def wall_mol_m3(self) -> dict:
+        return self._d(self._r.c_wall)
+
+    def partition(self, side: str = "feed") -> dict:
+        """``{mechanism: {ion: Phi}}`` at the feed or permeate interface."""
+        src = self._r.partition_feed if side == "feed" else self._r.partition_perm
+        return {k: self._d(v) for k, v in src.items()}
+
+    @property
+    def flux_split(self) -> dict:
+        """``{ion: {diffusion, convection, migration}}`` layer-averaged, mol/(m2 s)."""
+        s = self._r.flux_split[self._b]
+        return {ion: dict(zip(FLUX_PARTS, map(float, s[i]))) for i, ion in enumerate(self._r.ions)}
+
+    @property
+    def diagnostics(self) -> dict:
+        r, b = self._r, self._b
+        return {"converged": bool(r.converged[b]), "iterations": int(r.iterations[b]),
+                "residual": float(r.residual[b]), "reason": str(r.reason[b]),
+                "continuation_steps": int(r.continuation_steps[b]) if r.continuation_steps is not None else 0}
+
+    def profiles(self) -> pd.DataFrame:
+        """Concentration (mol/m3) and potential (dimensionless) across the active layer."""
+        r, b = self._r, self._b
+        df = pd.DataFrame({"x_m": r.x * r.thickness_m[b], "phi": r.phi_layer[b]})
+        for i, ion in enumerate(r.ions):
+            df[f"c_{ion}_mol_m3"] = r.c_layer[b, i]
+        return df

@@ -1,0 +1,460 @@
+"""The batched DSPM-DE transport engine: inputs -> :class:`BatchResult`.
+
+``solve_batch`` takes arrays (one entry per case), builds the spectral collocation
+system of :mod:`.system` and solves it with the batched Newton method of
+:mod:`.newton`.  Cases that fail from the direct initial guess are re-solved by
+continuation in the water flux (or applied pressure) from the exact zero-flux
+(Donnan equilibrium) solution.  Nothing is silently dropped: a case that still
+fails is returned with ``converged = False`` and its reason, or raises
+:class:`~nanosep.errors.ConvergenceError` naming its inputs if ``strict``.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
+
+import numpy as np
+
+from nanosep import water
+from nanosep.constants import (BOLTZMANN, ELEMENTARY_CHARGE, FARADAY, GAS_CONSTANT,
+                               VACUUM_PERMITTIVITY)
+from nanosep.errors import ConvergenceError, ElectroneutralityError, InvalidInputError
+from nanosep.ions import IonDatabase
+
+from . import chebyshev
+from .hindrance import hindrance
+from .newton import newton
+from .options import TransportOptions
+from .partitioning import donnan_potential, ln_born, ln_steric
+from .results import BatchResult
+from .system import BatchParameters, DSPMDESystem
+
+log = logging.getLogger(__name__)
+
+EN_RTOL = 1e-6  #: relative electroneutrality tolerance of a feed
+
+
+# ---------------------------------------------------------------------- validation
+def _as_batch(name: str, value, B: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(B, float(arr))
+    if arr.shape != (B,):
+        raise InvalidInputError(f"{name} must be a scalar or have {B} entries, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise InvalidInputError(f"{name} has non-finite values at cases {np.flatnonzero(bad)[:5].tolist()}: "
+                                f"{arr[bad][:5].tolist()}")
+    return arr
+
+
+def _positive(name: str, arr: np.ndarray) -> None:
+    if (arr <= 0).any():
+        b = int(np.flatnonzero(arr <= 0)[0])
+        raise InvalidInputError(f"{name} must be > 0; case {b} has {arr[b]!r}")
+
+
+def check_electroneutral(ions: Sequence[str], z: np.ndarray, c: np.ndarray, rtol: float = EN_RTOL) -> None:
+    """Raise :class:`ElectroneutralityError` if any feed has |sum z c| > rtol * sum |z| c."""
+    imbalance = c @ z
+    scale = c @ np.abs(z)
+    bad = np.abs(imbalance) > rtol * np.maximum(scale, 1e-300)
+    if bad.any():
+        b = int(np.flatnonzero(bad)[0])
+        comp = ", ".join(f"{i}={v:g}" for i, v in zip(ions, c[b]))
+        raise ElectroneutralityError(
+            f"feed of case {b} is not electroneutral: sum(z c) = {imbalance[b]:+.6g} mol/m3 "
+            f"({comp}); fix the composition or pass balance_with='<ion>' to add a counter-ion")
+
+
+def balance_feed(ions: list[str], z: np.ndarray, c: np.ndarray, counter_ion: str,
+                 db: IonDatabase) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Make every feed electroneutral by adding ``counter_ion`` (added to the ion list if absent).
+
+    Raises :class:`ElectroneutralityError` if the counter-ion has the wrong sign
+    for some case (its concentration would have to be negative).
+    """
+    name = db.get(counter_ion).name
+    if name not in ions:
+        ions = list(ions) + [name]
+        z = np.append(z, db.get(name).charge)
+        c = np.concatenate([c, np.zeros((c.shape[0], 1))], axis=1)
+    j = ions.index(name)
+    if z[j] == 0:
+        raise ElectroneutralityError(f"balance_with={counter_ion!r} is not charged")
+    others = c @ z - c[:, j] * z[j]
+    cj = -others / z[j]
+    if (cj < 0).any():
+        b = int(np.flatnonzero(cj < 0)[0])
+        raise ElectroneutralityError(
+            f"cannot balance case {b} with {name}: it would need {cj[b]:.6g} mol/m3 (charge excess {others[b]:+.6g})")
+    c = c.copy()
+    c[:, j] = cj
+    return ions, z, c
+
+
+# ---------------------------------------------------------------------- physics set-up
+class _ImageFn:
+    """G(mu) and dG/dmu of the image-force integral for each case's dielectric ratio."""
+
+    def __init__(self, eps_ratio: np.ndarray):
+        self.eps_ratio = eps_ratio
+
+    def __call__(self, mu):
+        from .image_forces import image_integral
+        return image_integral(mu, self.eps_ratio)
+
+    def take(self, idx):
+        return _ImageFn(self.eps_ratio[idx])
+
+
+class _ActivityFn:
+    """Batched activity coefficients ``c -> (ln gamma, d ln gamma / d c)`` with per-case T."""
+
+    def __init__(self, kind: str, ions: Sequence[str], T: np.ndarray):
+        from .activity import make_activity_model
+        self.kind, self.ions, self.T = kind, tuple(ions), T
+        self._models = {}
+        self._groups = []
+        for t in np.unique(T):
+            idx = np.flatnonzero(T == t)
+            self._groups.append(idx)
+            self._models[float(t)] = make_activity_model(kind, list(ions), T=float(t))
+
+    def __call__(self, c):
+        if len(self._groups) == 1:
+            return self._models[float(self.T[0])].ln_gamma_and_jacobian(c)
+        lng = np.empty_like(c)
+        jac = np.empty(c.shape + (c.shape[-1],))
+        for idx in self._groups:
+            lng[idx], jac[idx] = self._models[float(self.T[idx[0]])].ln_gamma_and_jacobian(c[idx])
+        return lng, jac
+
+    def take(self, idx):
+        new = object.__new__(_ActivityFn)
+        new.kind, new.ions, new.T, new._models = self.kind, self.ions, self.T[idx], self._models
+        new._groups = [np.flatnonzero(new.T == t) for t in np.unique(new.T)]
+        return new
+
+
+def ion_scale(prm: BatchParameters, phi0: np.ndarray) -> np.ndarray:
+    """Row scale of each ion: its Donnan-steric-dielectric pore concentration at the feed side (mol/m3)."""
+    return np.maximum(prm.c_feed * np.exp(prm.ln_phi_fixed - prm.z[None, :] * phi0[:, None]), 1e-300)
+
+
+def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25: np.ndarray,
+                     c_feed: np.ndarray, flux: np.ndarray, pore_radius: np.ndarray, thickness: np.ndarray,
+                     pore_dielectric: np.ndarray, charge: np.ndarray, T: np.ndarray,
+                     options: TransportOptions, pressure: Optional[np.ndarray] = None) -> BatchParameters:
+    """Evaluate every property the collocation system needs for a batch (SI units)."""
+    B, n = c_feed.shape
+    diff = water.diffusivity_at(d25[None, :], T[:, None])
+    eps_b = np.full(B, options.bulk_dielectric) if options.bulk_dielectric else water.relative_permittivity(T)
+    lam = radius[None, :] / pore_radius[:, None]
+    kd, kc = hindrance(lam, options.hindrance)
+    ln_fixed = ln_steric(lam) + ln_born(z[None, :], radius[None, :], pore_dielectric[:, None], eps_b[:, None], T[:, None])
+    prm = BatchParameters(z=z, c_feed=c_feed, flux=flux, thickness=thickness, charge=charge, diff=diff,
+                          kd=kd, kc=kc, ln_phi_fixed=ln_fixed, ln_steric=ln_steric(lam), polarization=options.polarization,
+                          RT=GAS_CONSTANT * T)
+    if options.polarization == "film":
+        prm.film_thickness = np.full(B, options.film_thickness)
+    elif options.polarization == "linear":
+        k = options.mass_transfer
+        prm.k_ion = k * (diff / options.reference_diffusivity_m2_s) ** (2.0 / 3.0)
+        prm.delta_ref = np.full(B, options.reference_diffusivity_m2_s / k)
+    if options.activity != "ideal":
+        prm.activity = _ActivityFn(options.activity, ions, T)
+    if options.image_forces:
+        eps_m = options.matrix_dielectric
+        prm.image = _ImageFn(eps_m / pore_dielectric)
+        alpha = (z[None, :] ** 2 * ELEMENTARY_CHARGE**2
+                 / (8.0 * np.pi * VACUUM_PERMITTIVITY * pore_dielectric[:, None] * pore_radius[:, None]
+                    * BOLTZMANN * T[:, None]))
+        prm.image_coef = 2.0 * alpha / np.pi
+        eps_scr = pore_dielectric if options.image_screening == "pore" else eps_b
+        prm.screening_coef = pore_radius**2 * FARADAY**2 / (VACUUM_PERMITTIVITY * eps_scr * GAS_CONSTANT * T)
+        prm.image_screening = options.image_screening
+    if pressure is not None:
+        prm.pressure = pressure
+        prm.hp_coef = 8.0 * water.viscosity(T) * thickness / pore_radius**2
+    return prm
+
+
+# ---------------------------------------------------------------------- the solve
+def _solve_chunk(prm: BatchParameters, options: TransportOptions):
+    """Newton from the closed-form guess, then flux continuation for the failures."""
+    B = prm.batch
+    phi0 = donnan_potential(prm.z, prm.c_feed, prm.ln_phi_fixed, prm.charge)
+    scale = ion_scale(prm, phi0)
+    sys_ = DSPMDESystem(prm, options.nodes, options.film_nodes, scale)
+    caps = sys_.step_caps()
+
+    def make_eval(system):
+        def ev(xs, idx, jac):
+            sub = system._sub(idx)
+            return sub.evaluate(xs, jac)
+        return ev
+
+    _attach_subsetting(sys_)
+    x0 = sys_.initial_guess(phi0, "shp")
+    x, rep = newton(make_eval(sys_), x0, caps, options.tol, options.max_iter, sys_.norm_weights())
+    conv = rep.converged.copy()
+    iters = rep.iterations.copy()
+    res = rep.residual.copy()
+    reason = rep.reason.copy()
+    steps = np.zeros(B, int)
+    for n_steps in (6, 24, 96):
+        bad = np.flatnonzero(~conv)
+        if bad.size == 0:
+            break
+        sub_prm = prm.take(bad)
+        target_flux = sub_prm.flux.copy()
+        target_p = None if sub_prm.pressure is None else sub_prm.pressure.copy()
+        fractions = np.geomspace(1e-4, 1.0, n_steps)
+        sub_sys = DSPMDESystem(sub_prm, options.nodes, options.film_nodes, scale[bad])
+        _attach_subsetting(sub_sys)
+        sub_prm.flux = target_flux * fractions[0]
+        if target_p is not None:
+            sub_prm.pressure = target_p * fractions[0]
+        xs = sub_sys.initial_guess(phi0[bad], "equilibrium")
+        ok = np.ones(bad.size, bool)
+        it_sum = np.zeros(bad.size, int)
+        for f in fractions:
+            sub_prm.flux = target_flux * f
+            if target_p is not None:
+                sub_prm.pressure = target_p * f
+            xs_new, r2 = newton(make_eval(sub_sys), xs, caps, options.tol, options.max_iter, sub_sys.norm_weights())
+            it_sum += r2.iterations
+            ok &= r2.converged
+            xs = np.where(r2.converged[:, None], xs_new, xs)
+        sub_prm.flux = target_flux
+        if target_p is not None:
+            sub_prm.pressure = target_p
+        good = bad[ok]
+        x[good] = xs[ok]
+        conv[good] = True
+        iters[bad] += it_sum
+        res[good] = r2.residual[ok]
+        reason[good] = ""
+        reason[bad[~ok]] = f"no convergence with {n_steps}-step flux continuation ({r2.reason[~ok][0] if (~ok).any() else ''})"
+        steps[bad] = n_steps
+    return sys_, x, conv, iters, res, reason, steps
+
+
+def _attach_subsetting(system: DSPMDESystem) -> None:
+    """Give a system a cached ``_sub(idx)`` that returns the system of a subset of its cases."""
+    cache = {}
+
+    def _sub(idx):
+        key = (idx.size, int(idx[0]) if idx.size else -1, int(idx[-1]) if idx.size else -1, hash(idx.tobytes()))
+        if key not in cache:
+            if idx.size == system.prm.batch and np.array_equal(idx, np.arange(idx.size)):
+                cache[key] = system
+            else:
+                cache.clear()
+                cache[key] = DSPMDESystem(system.prm.take(idx), system.N, system.Nf, system.s[idx])
+        return cache[key]
+
+    system._sub = _sub
+
+
+def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, options) -> BatchResult:
+    prm = sys_.prm
+    s = sys_.unpack(x)
+    z = prm.z
+    c = s["c"]
+    cp = np.exp(s["v"])
+    cw, pw = sys_.wall(s)
+    jv = s["jv"] if prm.pressure is not None else prm.flux
+    B, n, M = c.shape
+    L = prm.thickness
+    lg = lambda cc: sys_._activity(cc)[0]
+    RT_F = prm.RT / FARADAY
+    part_f, part_p = {}, {}
+    ln_st = prm.ln_steric
+    for side, dct, cf_, cpore, dphi in (("feed", part_f, cw, c[:, :, 0], s["p"][:, 0] - pw),
+                                         ("perm", part_p, cp, c[:, :, -1], s["p"][:, -1] - s["pp"])):
+        dct["steric"] = np.exp(ln_st)
+        dct["born"] = np.exp(prm.ln_phi_fixed - ln_st)
+        if prm.image is not None:
+            mu = np.exp(s["mu"][:, 0 if side == "feed" else 1])
+            dct["image"] = np.exp(-prm.image_coef * prm.image(mu)[0][:, None])
+        else:
+            dct["image"] = np.ones((B, n))
+        dct["donnan"] = np.exp(-z[None, :] * dphi[:, None])
+        dct["activity"] = np.exp(lg(cf_) - lg(cpore))
+        dct["total"] = cpore / cf_
+    # flux split, layer-averaged with Clenshaw-Curtis weights
+    Dm = sys_.D
+    dcdx = np.einsum("km,bim->bik", Dm, c) / L[:, None, None]
+    dpdx = (s["p"] @ Dm.T) / L[:, None]
+    dif = -prm.kd[:, :, None] * prm.diff[:, :, None] * dcdx
+    mig = -prm.kd[:, :, None] * prm.diff[:, :, None] * z[None, :, None] * c * dpdx[:, None, :]
+    con = prm.kc[:, :, None] * c * jv[:, None, None]
+    w = chebyshev.cc_weights(sys_.N)
+    split = np.stack([dif @ w, con @ w, mig @ w], axis=-1)
+    out = BatchResult(
+        ions=tuple(ions), charges=z, flux_m_s=np.asarray(jv, float).copy(), converged=conv, iterations=iters,
+        residual=res, reason=reason, c_feed=prm.c_feed, c_wall=cw, c_perm=cp, ion_flux=jv[:, None] * cp,
+        partition_feed=part_f, partition_perm=part_p, donnan_feed_V=(s["p"][:, 0] - pw) * RT_F,
+        donnan_perm_V=(s["p"][:, -1] - s["pp"]) * RT_F, flux_split=split, x=chebyshev.nodes(sys_.N),
+        thickness_m=L, c_layer=c, phi_layer=s["p"], continuation_steps=steps, solution=x,
+        meta={"options": options})
+    if prm.polarization == "film":
+        out.y_film = chebyshev.nodes(sys_.Nf)
+        out.c_film = s["cf"]
+        out.phi_film = s["pf"]
+    return out
+
+
+def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None, pore_radius_m,
+                thickness_m, pore_dielectric, charge_density_mol_m3, temperature_K=298.15,
+                options: TransportOptions = TransportOptions(), ion_db: Optional[IonDatabase] = None,
+                balance_with: Optional[str] = None, strict: bool = False, chunk_size: int = 4096,
+                workers: int = 1) -> BatchResult:
+    """Solve DSPM-DE for ``B`` cases at once.
+
+    Parameters (SI; scalars broadcast to all cases)
+    ----------
+    ions: ion or neutral-solute names (any common spelling; canonicalized).
+    c_feed: (B, n) or (n,) bulk feed concentrations, mol/m3.
+    flux_m_s: water flux J_v [m/s] per case; or ``pressure_pa``: applied
+        transmembrane pressure [Pa], the flux then follows from Hagen-Poiseuille
+        with the osmotic pressure difference (van 't Hoff) across the layer.
+    pore_radius_m, thickness_m (effective, dx/A_k), pore_dielectric [-],
+    charge_density_mol_m3 (X, signed), temperature_K.
+    balance_with: name of an ion added/adjusted to make every feed electroneutral.
+    strict: raise :class:`ConvergenceError` if any case fails (else flag it).
+    chunk_size, workers: cases are solved in chunks, ``workers`` threads at a time.
+    """
+    db = ion_db or IonDatabase.default()
+    names = [db.get(i).name for i in ions]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"duplicate ions in {list(ions)} (canonical {names})")
+    c = np.atleast_2d(np.asarray(c_feed, dtype=float))
+    if c.shape[1] != len(names):
+        raise InvalidInputError(f"c_feed has {c.shape[1]} columns for {len(names)} ions {names}")
+    if not np.isfinite(c).all():
+        raise InvalidInputError(f"c_feed has non-finite values: {c[~np.isfinite(c)][:5].tolist()}")
+    if (c < 0).any():
+        b, i = np.argwhere(c < 0)[0]
+        raise InvalidInputError(f"negative feed concentration {names[i]}={c[b, i]!r} mol/m3 in case {b}")
+    z = np.array([db.get(i).charge for i in names], dtype=float)
+    if balance_with is not None:
+        names, z, c = balance_feed(names, z, c, balance_with, db)
+    check_electroneutral(names, z, c)
+    if (flux_m_s is None) == (pressure_pa is None):
+        raise InvalidInputError("give exactly one of flux_m_s and pressure_pa")
+    drive = flux_m_s if flux_m_s is not None else pressure_pa
+    B = max(c.shape[0], np.size(drive), np.size(pore_radius_m), np.size(thickness_m), np.size(pore_dielectric),
+            np.size(charge_density_mol_m3), np.size(temperature_K))
+    if c.shape[0] == 1 and B > 1:
+        c = np.repeat(c, B, axis=0)
+    if c.shape[0] != B:
+        raise InvalidInputError(f"c_feed has {c.shape[0]} rows but the batch has {B} cases")
+    rp = _as_batch("pore_radius_m", pore_radius_m, B)
+    L = _as_batch("thickness_m", thickness_m, B)
+    eps = _as_batch("pore_dielectric", pore_dielectric, B)
+    X = _as_batch("charge_density_mol_m3", charge_density_mol_m3, B)
+    T = _as_batch("temperature_K", temperature_K, B)
+    for nm, arr in (("pore_radius_m", rp), ("thickness_m", L), ("pore_dielectric", eps), ("temperature_K", T)):
+        _positive(nm, arr)
+    if ((T < 273.15) | (T > 373.15)).any():
+        b = int(np.flatnonzero((T < 273.15) | (T > 373.15))[0])
+        raise InvalidInputError(f"temperature_K={T[b]!r} (case {b}) outside liquid water 273.15-373.15 K")
+    if pressure_pa is not None:
+        P = _as_batch("pressure_pa", pressure_pa, B)
+        _positive("pressure_pa", P)
+        flux0 = rp**2 * P / (8.0 * water.viscosity(T) * L)
+    else:
+        P = None
+        flux0 = _as_batch("flux_m_s", flux_m_s, B)
+        _positive("flux_m_s", flux0)
+    # absent ions (c = 0) are carried at a negligible concentration and reported as NaN
+    absent = c <= 0
+    cmin = 1e-12 * np.maximum(c.sum(axis=1, keepdims=True), 1e-300)
+    c_eff = np.where(absent, cmin, c)
+    if absent.any():
+        c_eff = _rebalance_trace(c_eff, z, absent)
+    radius = np.array([db.get(i).stokes_radius_m for i in names])
+    d25 = np.array([db.get(i).diffusivity_m2_s for i in names])
+    if (z == 0).all() and (X != 0).any():
+        raise InvalidInputError(f"charged membrane (X={X[X != 0][0]!r} mol/m3) with only neutral solutes {names}: "
+                                "the pore cannot be electroneutral")
+
+    def run(sl):
+        prm = build_parameters(names, z, radius, d25, c_eff[sl], flux0[sl], rp[sl], L[sl], eps[sl], X[sl], T[sl],
+                               options, None if P is None else P[sl])
+        out = _solve_chunk(prm, options)
+        return _collect(*out, names, options)
+
+    slices = [slice(i, min(i + chunk_size, B)) for i in range(0, B, chunk_size)]
+    if workers > 1 and len(slices) > 1:
+        with ThreadPoolExecutor(workers) as ex:
+            parts = list(ex.map(run, slices))
+    else:
+        parts = [run(s) for s in slices]
+    result = parts[0] if len(parts) == 1 else _concat(parts)
+    result.c_feed = c
+    if absent.any():
+        for arr in (result.c_perm, result.c_wall):
+            arr[absent] = np.nan
+    excluded = radius[None, :] >= rp[:, None]
+    if excluded.any():
+        result.c_perm[excluded] = 0.0
+        result.ion_flux[excluded] = 0.0
+    if strict and not result.converged.all():
+        b = int(np.flatnonzero(~result.converged)[0])
+        raise ConvergenceError(
+            f"case {b} did not converge ({result.reason[b]}): J_v={flux0[b]:.4g} m/s, r_p={rp[b]:.4g} m, "
+            f"dx_e={L[b]:.4g} m, eps_p={eps[b]:.4g}, X={X[b]:.4g} mol/m3, T={T[b]:.4g} K, "
+            f"feed={dict(zip(names, c[b].round(6).tolist()))} mol/m3")
+    return result
+
+
+def _rebalance_trace(c, z, absent):
+    """Keep the feed exactly electroneutral after giving absent ions a trace concentration."""
+    imbalance = c @ z
+    for b in np.flatnonzero(np.abs(imbalance) > 0):
+        present = ~absent[b] & (z != 0)
+        j = np.flatnonzero(present & (np.sign(z) == -np.sign(imbalance[b])))
+        if j.size:
+            c[b, j[0]] += -imbalance[b] / z[j[0]]
+    return c
+
+
+def _concat(parts: list[BatchResult]) -> BatchResult:
+    first = parts[0]
+    out = {}
+    for name in first.__dataclass_fields__:
+        v = getattr(first, name)
+        if name in ("ions", "charges", "x", "y_film", "meta"):
+            out[name] = v
+        elif isinstance(v, dict):
+            out[name] = {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in v}
+        elif isinstance(v, np.ndarray):
+            out[name] = np.concatenate([getattr(p, name) for p in parts])
+        else:
+            out[name] = v
+    return BatchResult(**out)
+
+
+def solve(membrane, feed_mol_m3: dict, *, flux_m_s=None, pressure_pa=None, temperature_K: float = 298.15,
+          options: TransportOptions = TransportOptions(), ion_db: Optional[IonDatabase] = None,
+          balance_with: Optional[str] = None, strict: bool = True) -> BatchResult:
+    """Solve one membrane and feed at one or several fluxes (or pressures).
+
+    ``feed_mol_m3`` maps ion names (any common spelling) to bulk concentrations
+    [mol/m3]; ``membrane`` is a :class:`~nanosep.transport.membrane.Membrane`.
+    Returns a :class:`BatchResult` with one case per flux; ``result.case(0)`` gives
+    dictionaries keyed by ion.  With ``strict`` (default) a non-converged case
+    raises :class:`ConvergenceError`.
+    """
+    ions = list(feed_mol_m3)
+    c = np.array([feed_mol_m3[i] for i in ions], dtype=float)
+    drive = np.atleast_1d(np.asarray(flux_m_s if flux_m_s is not None else pressure_pa, dtype=float))
+    kw = {"flux_m_s": drive} if flux_m_s is not None else {"pressure_pa": drive}
+    return solve_batch(ions, np.repeat(c[None, :], drive.size, axis=0), **kw, **membrane.as_kwargs(),
+                       temperature_K=temperature_K, options=options, ion_db=ion_db,
+                       balance_with=balance_with, strict=strict)

@@ -1,0 +1,506 @@
+"""The discretized DSPM-DE equations of a batch of cases: residual and analytic Jacobian.
+
+Unknowns are natural logs of concentrations (``u = ln c``, c in mol/m3) and the
+dimensionless potential ``phi = F psi / (R T)``.  The extended Nernst-Planck
+equation (seed 003 eq. 1) with ``J_i = J_v c_p,i`` is divided by ``c_i`` and made
+dimensionless with the layer thickness ``L`` and ``K_d D_i``::
+
+    du_i/dxi + z_i dphi/dxi - Pe_i + (J_v L / (K_d D_i)) c_p,i exp(-u_i) = 0,   Pe_i = K_c J_v L / (K_d D_i)
+
+and collocated at the Chebyshev nodes ``xi_1..xi_N`` of [0, 1] (seed 003 App. E);
+node 0 carries the feed-side partitioning condition (eqs. 3-10).  Electroneutrality
+``sum z_i c_i + X = 0`` (eq. 9, with ``z_i`` where the printed equation has
+``z_i^2``) holds at every node.  The permeate side has the mirrored partitioning,
+permeate electroneutrality (eq. 12) fixes the permeate potential.
+
+Concentration polarization (``polarization``):
+
+* ``"film"`` - the same Nernst-Planck equations without hindrance or fixed charge,
+  solved across the film of thickness ``delta`` on its own Chebyshev grid, with the
+  bulk feed at ``y = 0`` (gauge ``phi = 0``) and electroneutrality in the film.
+  It stays regular for any flux, including ``J_v`` above the mass-transfer coefficient.
+* ``"linear"`` - seed 003 eq. 2 (one linearized step with a potential gradient
+  ``xi`` and per-ion ``k_i``), as in WaterTAP; singular as ``J_v -> k_i``.
+* ``"none"`` - the membrane wall sees the bulk feed.
+
+Optionally the water flux is an unknown (``pressure`` mode) closed by
+Hagen-Poiseuille with the van 't Hoff osmotic pressure difference across the
+active layer: ``J_v = r_p^2 (dP - R T sum(c_wall - c_p)) / (8 eta dx_e)``.
+The image-force screening parameters ``ln mu`` at both interfaces are unknowns
+too, so the self-consistent image-force partitioning (eqs. 5-8) is part of the
+same Newton system.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import chebyshev
+from .partitioning import donnan_potential
+
+ActivityFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+ImageFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class BatchParameters:
+    """Per-case numbers the residual needs, all SI and already temperature-corrected.
+
+    Shapes: ``(B,)`` per case, ``(B, n)`` per case and ion.
+    """
+
+    z: np.ndarray                 # (n,) charges
+    c_feed: np.ndarray            # (B, n) bulk feed, mol/m3
+    flux: np.ndarray              # (B,) J_v, m/s (initial value in pressure mode)
+    thickness: np.ndarray         # (B,) effective thickness dx_e, m
+    charge: np.ndarray            # (B,) X, mol/m3
+    diff: np.ndarray              # (B, n) bulk diffusivities at T, m2/s
+    kd: np.ndarray                # (B, n)
+    kc: np.ndarray                # (B, n)
+    ln_phi_fixed: np.ndarray      # (B, n) ln(steric * Born)
+    ln_steric: np.ndarray         # (B, n) ln steric part (reporting only)
+    polarization: str = "none"
+    film_thickness: Optional[np.ndarray] = None   # (B,) m, "film"
+    k_ion: Optional[np.ndarray] = None            # (B, n) m/s, "linear"
+    delta_ref: Optional[np.ndarray] = None        # (B,) m, scale of the linear-film gradient
+    activity: Optional[ActivityFn] = None         # c (..., n) -> (ln gamma, d ln gamma / d c)
+    image: Optional[ImageFn] = None               # mu (B,) -> (G, dG/dmu) per case
+    image_coef: Optional[np.ndarray] = None       # (B, n) 2 alpha_i / pi
+    screening_coef: Optional[np.ndarray] = None   # (B,) mu^2 = coef * sum z^2 c
+    image_screening: str = "pore"
+    pressure: Optional[np.ndarray] = None         # (B,) applied dP, Pa -> J_v unknown
+    hp_coef: Optional[np.ndarray] = None          # (B,) 8 eta dx_e / r_p^2, Pa s/m
+    RT: Optional[np.ndarray] = None               # (B,) J/mol
+
+    @property
+    def batch(self) -> int:
+        return self.c_feed.shape[0]
+
+    @property
+    def n_ions(self) -> int:
+        return self.c_feed.shape[1]
+
+    def take(self, idx: np.ndarray) -> "BatchParameters":
+        """The parameters of a subset of cases (callables are shared)."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            if isinstance(v, np.ndarray) and name != "z" and v.ndim >= 1 and v.shape[0] == self.batch:
+                out[name] = v[idx]
+            else:
+                out[name] = v
+        sub = BatchParameters(**out)
+        if self.activity is not None and hasattr(self.activity, "take"):
+            sub.activity = self.activity.take(idx)
+        if self.image is not None and hasattr(self.image, "take"):
+            sub.image = self.image.take(idx)
+        return sub
+
+
+@dataclass
+class Layout:
+    """Where each block of unknowns sits in the per-case vector."""
+
+    n: int
+    nodes: int          # N intervals in the active layer
+    film_nodes: int     # N_f intervals in the film ("film" only)
+    polarization: str
+    image: bool
+    pressure: bool
+    blocks: dict = field(default_factory=dict)
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        n, M = self.n, self.nodes + 1
+        pos = 0
+
+        def add(name, length):
+            nonlocal pos
+            self.blocks[name] = slice(pos, pos + length)
+            pos += length
+
+        if self.polarization == "film":
+            Mf = self.film_nodes + 1
+            add("uf", n * Mf)
+            add("pf", Mf)
+        elif self.polarization == "linear":
+            add("um", n)
+            add("w", 1)
+        add("u", n * M)
+        add("p", M)
+        add("v", n)
+        add("pp", 1)
+        if self.image:
+            add("mu", 2)
+        if self.pressure:
+            add("jv", 1)
+        self.size = pos
+
+    def __getitem__(self, name: str) -> slice:
+        return self.blocks[name]
+
+
+class DSPMDESystem:
+    """Residual ``F(x)`` and Jacobian ``dF/dx`` of a batch (see module docstring)."""
+
+    def __init__(self, prm: BatchParameters, nodes: int = 16, film_nodes: int = 16,
+                 ion_scale: Optional[np.ndarray] = None):
+        self.prm = prm
+        self.N = nodes
+        self.Nf = film_nodes
+        self.lay = Layout(prm.n_ions, nodes, film_nodes, prm.polarization,
+                          prm.image is not None, prm.pressure is not None)
+        self.D = chebyshev.diff_matrix(nodes)
+        self.Df = chebyshev.diff_matrix(film_nodes) if prm.polarization == "film" else None
+        self.cscale = (prm.c_feed @ np.abs(prm.z)) + np.abs(prm.charge)
+        # rows of ion i are divided by s_i, the order of its pore concentration
+        self.s = ion_scale if ion_scale is not None else prm.c_feed.copy()
+        self.neutral = bool(np.all(prm.z == 0))
+
+    # ------------------------------------------------------------------ helpers
+    def unpack(self, x: np.ndarray) -> dict:
+        """Split the unknown vectors (B, m) into named arrays."""
+        lay, n, M = self.lay, self.prm.n_ions, self.N + 1
+        B = x.shape[0]
+        out = {
+            "c": x[:, lay["u"]].reshape(B, n, M),
+            "p": x[:, lay["p"]],
+            "v": x[:, lay["v"]],
+            "pp": x[:, lay["pp"]][:, 0],
+        }
+        if self.prm.polarization == "film":
+            Mf = self.Nf + 1
+            out["cf"] = x[:, lay["uf"]].reshape(B, n, Mf)
+            out["pf"] = x[:, lay["pf"]]
+        elif self.prm.polarization == "linear":
+            out["cm"] = x[:, lay["um"]]
+            out["w"] = x[:, lay["w"]][:, 0]
+        if self.prm.image is not None:
+            out["mu"] = x[:, lay["mu"]]
+        out["jv"] = x[:, lay["jv"]][:, 0] if self.prm.pressure is not None else self.prm.flux
+        return out
+
+    def wall(self, s: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Concentration (mol/m3) and phi of the solution at the membrane wall (feed side)."""
+        pol = self.prm.polarization
+        if pol == "film":
+            return s["cf"][:, :, -1], s["pf"][:, -1]
+        if pol == "linear":
+            return s["cm"], np.zeros(s["cm"].shape[0])
+        return self.prm.c_feed, np.zeros(self.prm.batch)
+
+    def wall_columns(self) -> Optional[np.ndarray]:
+        """Columns of the wall concentrations (None if the wall is the fixed bulk feed)."""
+        pol, n = self.prm.polarization, self.prm.n_ions
+        if pol == "film":
+            Mf = self.Nf + 1
+            return self.lay["uf"].start + np.arange(n) * Mf + Mf - 1
+        if pol == "linear":
+            return np.arange(self.lay["um"].start, self.lay["um"].stop)
+        return None
+
+    def _activity(self, c):
+        if self.prm.activity is None:
+            return np.zeros(c.shape), None
+        return self.prm.activity(np.maximum(c, 1e-300))
+
+    # ------------------------------------------------------------------ one Nernst-Planck layer
+    def _layer(self, F, J, c, p, Dm, rows_c, rows_p, kd, kc, L, jv, cp, charge, scale):
+        """Collocated ENP + electroneutrality of one layer (nodes 1..N; node 0 rows are set by the caller).
+
+        Row of ion i at node k, divided by ``scale_i``::
+
+            (D c_i)_k + z_i c_ik (D phi)_k - Pe_i c_ik + q_i c_p,i,   q_i = J_v L/(K_d D_i),  Pe_i = K_c q_i
+        """
+        prm, z = self.prm, self.prm.z
+        B, n, M = c.shape
+        q = (jv * L)[:, None] / (kd * prm.diff)
+        pe = kc * q
+        Dc = np.einsum("km,bim->bik", Dm, c)
+        Dp = p @ Dm.T
+        R = (Dc + z[None, :, None] * c * Dp[:, None, :] - pe[:, :, None] * c + (q * cp)[:, :, None]) / scale[:, :, None]
+        F[:, rows_c[:, 1:].ravel()] = R[:, :, 1:].reshape(B, -1)
+        F[:, rows_p[1:]] = (np.einsum("i,bik->bk", z, c[:, :, 1:]) + charge[:, None]) / self.cscale[:, None]
+        if self.neutral:
+            F[:, rows_p[1:]] = p[:, 1:]
+        if J is None:
+            return
+        rows_v = np.arange(self.lay["v"].start, self.lay["v"].stop)
+        inv = 1.0 / scale
+        for i in range(n):
+            r = rows_c[i, 1:]
+            J[:, r[:, None], rows_c[i][None, :]] = Dm[None, 1:, :] * inv[:, i, None, None]
+            J[:, r, rows_c[i, 1:]] += (z[i] * Dp[:, 1:] - pe[:, i, None]) * inv[:, i, None]
+            J[:, r[:, None], rows_p[None, :]] = z[i] * c[:, i, 1:, None] * Dm[None, 1:, :] * inv[:, i, None, None]
+            J[:, r, rows_v[i]] = (q[:, i] * cp[:, i] * inv[:, i])[:, None]
+            if prm.pressure is not None:
+                J[:, r, self.lay["jv"].start] = ((-pe[:, i, None] * c[:, i, 1:] + (q[:, i] * cp[:, i])[:, None])
+                                                  * inv[:, i, None] / jv[:, None])
+            if not self.neutral:
+                J[:, rows_p[1:], rows_c[i, 1:]] = z[i] / self.cscale[:, None]
+        if self.neutral:
+            J[:, rows_p[1:], rows_p[1:]] = 1.0
+
+    # ------------------------------------------------------------------ residual + Jacobian
+    def evaluate(self, x: np.ndarray, jacobian: bool = True):
+        """Return ``F`` (B, m) and, if asked, ``J`` (B, m, m)."""
+        prm, lay = self.prm, self.lay
+        B, n, M = x.shape[0], prm.n_ions, self.N + 1
+        z = prm.z
+        s = self.unpack(x)
+        c, p, pp, jv = s["c"], s["p"], s["pp"], s["jv"]
+        cp = np.exp(s["v"])
+        F = np.zeros((B, lay.size))
+        J = np.zeros((B, lay.size, lay.size)) if jacobian else None
+        sc = self.s
+        rows_u = np.arange(lay["u"].start, lay["u"].stop).reshape(n, M)
+        rows_p = np.arange(lay["p"].start, lay["p"].stop)
+        rows_v = np.arange(lay["v"].start, lay["v"].stop)
+        i_pp = lay["pp"].start
+        self._layer(F, J, c, p, self.D, rows_u, rows_p, prm.kd, prm.kc, prm.thickness, jv, cp, prm.charge, sc)
+        # electroneutrality at node 0
+        F[:, rows_p[0]] = (c[:, :, 0] @ z + prm.charge) / self.cscale
+        if jacobian:
+            J[:, rows_p[0], rows_u[:, 0]] = z[None, :] / self.cscale[:, None]
+        if self.neutral:
+            F[:, rows_p[0]] = p[:, 0]
+            if jacobian:
+                J[:, rows_p[0], rows_u[:, 0]] = 0.0
+                J[:, rows_p[0], rows_p[0]] = 1.0
+
+        cw, pw = self.wall(s)
+        wcols = self.wall_columns()
+        lg_w, dlg_w = self._activity(cw)
+        lg_0, dlg_0 = self._activity(c[:, :, 0])
+        lg_N, dlg_N = self._activity(c[:, :, -1])
+        lg_p, dlg_p = self._activity(cp)
+
+        ln_im_f = ln_im_p = 0.0
+        if prm.image is not None:
+            mu = np.exp(s["mu"])
+            Gf, dGf = prm.image(mu[:, 0])
+            Gp, dGp = prm.image(mu[:, 1])
+            ln_im_f = -prm.image_coef * Gf[:, None]
+            ln_im_p = -prm.image_coef * Gp[:, None]
+            dln_im_f = -prm.image_coef * (dGf * mu[:, 0])[:, None]
+            dln_im_p = -prm.image_coef * (dGp * mu[:, 1])[:, None]
+
+        # feed side (log form, linear in ln c and phi):
+        #   ln c_i(0+) - ln c_w,i - ln Phi_i - ln g_w,i + ln g_0,i + z_i (phi_0 - phi_w) = 0
+        c0, cN = c[:, :, 0], c[:, :, -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            l0, lN, lw = np.log(c0), np.log(cN), np.log(cw)
+        r0 = rows_u[:, 0]
+        rN = rows_u[:, -1]
+        F[:, r0] = l0 - lw - prm.ln_phi_fixed - ln_im_f - lg_w + lg_0 + z[None, :] * (p[:, 0] - pw)[:, None]
+        # permeate side: ln c_i(L-) - ln c_p,i - ln Phi_i - ln g_p,i + ln g_N,i + z_i (phi_N - phi_p) = 0
+        F[:, rows_v] = lN - s["v"] - prm.ln_phi_fixed - ln_im_p - lg_p + lg_N + z[None, :] * (p[:, -1] - pp)[:, None]
+        F[:, i_pp] = (cp @ z) / self.cscale
+        if self.neutral:
+            F[:, i_pp] = pp
+        if jacobian:
+            J[:, r0, r0] += 1.0 / c0
+            J[:, r0, rows_p[0]] = z[None, :]
+            J[:, rows_v, rN] += 1.0 / cN
+            J[:, rows_v, rows_v] -= 1.0
+            J[:, rows_v, rows_p[-1]] = z[None, :]
+            J[:, rows_v, i_pp] = -z[None, :]
+            if self.neutral:
+                J[:, i_pp, i_pp] = 1.0
+            else:
+                J[:, i_pp, rows_v] = z[None, :] * cp / self.cscale[:, None]
+            if dlg_0 is not None:
+                J[:, r0[:, None], r0[None, :]] += dlg_0
+                J[:, rows_v[:, None], rN[None, :]] += dlg_N
+                J[:, rows_v[:, None], rows_v[None, :]] -= dlg_p * cp[:, None, :]
+            if wcols is not None:
+                J[:, r0, wcols] -= 1.0 / cw
+                if dlg_w is not None:
+                    J[:, r0[:, None], wcols[None, :]] -= dlg_w
+                if prm.polarization == "film":
+                    J[:, r0, lay["pf"].stop - 1] = -z[None, :]
+            if prm.image is not None:
+                J[:, r0, lay["mu"].start] = -dln_im_f
+                J[:, rows_v, lay["mu"].start + 1] = -dln_im_p
+
+        # image-force screening  2 ln mu = ln(coef * sum z^2 c)
+        if prm.image is not None:
+            zz = z**2
+            im0 = lay["mu"].start
+            if prm.image_screening == "pore":
+                cf_, cp_ = c[:, :, 0], c[:, :, -1]
+            else:  # "bulk": the solution on the fluid side of each interface (seed 003 eq. 8 as printed)
+                cf_, cp_ = cw, cp
+            sf, sp = np.maximum(cf_ @ zz, 1e-300), np.maximum(cp_ @ zz, 1e-300)
+            F[:, im0] = 2.0 * s["mu"][:, 0] - np.log(prm.screening_coef * sf)
+            F[:, im0 + 1] = 2.0 * s["mu"][:, 1] - np.log(prm.screening_coef * sp)
+            if jacobian:
+                J[:, im0, im0] = 2.0
+                J[:, im0 + 1, im0 + 1] = 2.0
+                if prm.image_screening == "pore":
+                    J[:, im0, r0] = -zz[None, :] / sf[:, None]
+                    J[:, im0 + 1, rN] = -zz[None, :] / sp[:, None]
+                else:
+                    if wcols is not None:
+                        J[:, im0, wcols] = -zz[None, :] / sf[:, None]
+                    J[:, im0 + 1, rows_v] = -zz[None, :] * cp_ / sp[:, None]
+
+        if prm.polarization == "film":
+            self._film(F, J, s, jv, cp)
+        elif prm.polarization == "linear":
+            self._linear_film(F, J, s, jv, cp)
+
+        # Hagen-Poiseuille with van 't Hoff osmotic pressure
+        if prm.pressure is not None:
+            ij = lay["jv"].start
+            dP = prm.pressure
+            F[:, ij] = (jv * prm.hp_coef - dP + prm.RT * (cw.sum(1) - cp.sum(1))) / dP
+            if jacobian:
+                J[:, ij, ij] = prm.hp_coef / dP
+                if wcols is not None:
+                    J[:, ij, wcols] = (prm.RT / dP)[:, None]
+                J[:, ij, rows_v] = -(prm.RT / dP)[:, None] * cp
+        return (F, J) if jacobian else F
+
+    # ------------------------------------------------------------------ polarization layers
+    def _film(self, F, J, s, jv, cp):
+        """Unhindered ENP across the film: bulk feed at y = 0 (phi = 0), wall at y = delta."""
+        prm, lay = self.prm, self.lay
+        n, Mf = prm.n_ions, self.Nf + 1
+        cf, pf = s["cf"], s["pf"]
+        rows_c = np.arange(lay["uf"].start, lay["uf"].stop).reshape(n, Mf)
+        rows_p = np.arange(lay["pf"].start, lay["pf"].stop)
+        ones = np.ones_like(prm.kd)
+        zero = np.zeros(prm.batch)
+        scale = prm.c_feed
+        self._layer(F, J, cf, pf, self.Df, rows_c, rows_p, ones, ones, prm.film_thickness, jv, cp, zero, scale)
+        F[:, rows_c[:, 0]] = (cf[:, :, 0] - prm.c_feed) / scale
+        F[:, rows_p[0]] = pf[:, 0]
+        if J is not None:
+            J[:, rows_c[:, 0], rows_c[:, 0]] = 1.0 / scale
+            J[:, rows_p[0], rows_p[0]] = 1.0
+
+    def _linear_film(self, F, J, s, jv, cp):
+        """Seed 003 eq. 2: J_i = -k_i (c_m - c_b) + J_v c_m - z_i c_m D_i xi, with xi = w / delta_ref."""
+        prm, lay = self.prm, self.lay
+        z = prm.z
+        cm, w = s["cm"], s["w"]
+        cb = prm.c_feed
+        k = prm.k_ion
+        xi = (w / prm.delta_ref)[:, None]
+        scale = k * cb
+        rows = np.arange(lay["um"].start, lay["um"].stop)
+        iw = lay["w"].start
+        rows_v = np.arange(lay["v"].start, lay["v"].stop)
+        F[:, rows] = (k * (cm - cb) - jv[:, None] * cm + z * cm * prm.diff * xi + jv[:, None] * cp) / scale
+        F[:, iw] = (cm @ z) / self.cscale
+        if J is None:
+            return
+        J[:, rows, rows] = (k - jv[:, None] + z * prm.diff * xi) / scale
+        J[:, rows, iw] = z * cm * prm.diff / prm.delta_ref[:, None] / scale
+        J[:, rows, rows_v] = jv[:, None] * cp / scale
+        J[:, iw, rows] = z / self.cscale[:, None]
+        if prm.pressure is not None:
+            J[:, rows, lay["jv"].start] = (cp - cm) / scale
+
+    # ------------------------------------------------------------------ initial guess
+    def initial_guess(self, donnan_phi0: np.ndarray, shape: str = "shp") -> np.ndarray:  # noqa: C901
+        """A starting point built from per-ion closed-form solutions.
+
+        ``shape="equilibrium"`` is the exact zero-flux limit (permeate = feed, flat
+        Donnan-partitioned profiles); ``"shp"`` uses, for each ion at the actual
+        flux, the steric-hindered-pore profile with the feed-side Donnan factor
+        (seed 003 eq. D.8 generalised), which is close at high Peclet numbers.
+        """
+        prm, lay = self.prm, self.lay
+        B, n, M = prm.batch, prm.n_ions, self.N + 1
+        z = prm.z
+        x = np.zeros((B, lay.size))
+        xi = chebyshev.nodes(self.N)
+        c_wall = prm.c_feed
+        passes = 1 if (shape == "equilibrium" or prm.polarization == "none") else 4
+        for _ in range(passes):
+            if c_wall is not prm.c_feed:
+                donnan_phi0 = donnan_potential(z, c_wall, prm.ln_phi_fixed, prm.charge)
+            lnphi0 = prm.ln_phi_fixed - z[None, :] * donnan_phi0[:, None]
+            c0 = c_wall * np.exp(lnphi0)
+            if shape == "equilibrium":
+                cp = prm.c_feed.copy()
+                prof = np.repeat(np.log(c0)[:, :, None], M, axis=2)
+                delta = donnan_phi0
+                break
+            pe = (prm.kc * prm.flux[:, None] * prm.thickness[:, None]) / (prm.kd * prm.diff)
+            pe = np.minimum(pe, 600.0)
+            ex = np.exp(-pe)
+
+            def permeate(delta):
+                # per-ion SHP solution with the exit Donnan jump delta = phi_N - phi_p
+                kphi_out = np.exp(prm.ln_phi_fixed - z[None, :] * delta[:, None])
+                return prm.kc * c0 / np.maximum(1.0 - (1.0 - prm.kc * kphi_out) * ex, 1e-300), kphi_out
+
+            # permeate electroneutrality fixes the exit jump: bisection on sum z c_p(delta) (decreasing)
+            lo, hi = np.full(B, -60.0), np.full(B, 60.0)
+            if not np.all(z == 0):
+                for _ in range(70):
+                    mid = 0.5 * (lo + hi)
+                    f = permeate(mid)[0] @ z
+                    lo = np.where(f < 0, mid, lo)
+                    hi = np.where(f < 0, hi, mid)
+            delta = 0.5 * (lo + hi) if not np.all(z == 0) else np.zeros(B)
+            cp, kphi = permeate(delta)
+            cp = np.clip(cp, 1e-300, None)
+            # c(x) = cp/Kc + (Phi' cp - cp/Kc) exp(Pe (x - 1)), written from the permeate side (no overflow)
+            cinf = cp / prm.kc
+            e = np.exp(pe[:, :, None] * (xi[None, None, :] - 1.0))
+            prof_c = cinf[:, :, None] + (kphi * cp - cinf)[:, :, None] * e
+            prof = np.log(np.maximum(prof_c, 1e-300))
+            if prm.polarization == "film":
+                pe_f = np.minimum(prm.flux[:, None] * prm.film_thickness[:, None] / prm.diff, 600.0)
+                c_wall = cp + (prm.c_feed - cp) * np.exp(pe_f)
+            elif prm.polarization == "linear":
+                ratio = np.minimum(prm.flux[:, None] / prm.k_ion, 50.0)
+                c_wall = cp + (prm.c_feed - cp) * np.exp(ratio)
+            c_wall = np.maximum(c_wall, 1e-6 * prm.c_feed)
+        x[:, lay["u"]] = np.exp(prof).reshape(B, -1)
+        x[:, lay["p"]] = donnan_phi0[:, None]
+        x[:, lay["v"]] = np.log(cp)
+        x[:, lay["pp"]] = (np.zeros(B) if shape == "equilibrium" else donnan_phi0 - delta)[:, None]
+        if prm.polarization == "film":
+            Mf = self.Nf + 1
+            y = chebyshev.nodes(self.Nf)
+            pe_f = np.minimum(prm.flux[:, None] * prm.film_thickness[:, None] / prm.diff, 600.0)
+            cf = cp[:, :, None] + (prm.c_feed - cp)[:, :, None] * np.exp(pe_f[:, :, None] * y[None, None, :])
+            x[:, lay["uf"]] = cf.reshape(B, -1)
+        elif prm.polarization == "linear":
+            x[:, lay["um"]] = c_wall
+        if prm.image is not None:
+            zz = z**2
+            x[:, lay["mu"].start] = 0.5 * np.log(prm.screening_coef * (c0 @ zz))
+            x[:, lay["mu"].start + 1] = 0.5 * np.log(prm.screening_coef * (c0 @ zz))
+        if prm.pressure is not None:
+            x[:, lay["jv"]] = prm.flux[:, None]
+        return x
+
+    def norm_weights(self) -> np.ndarray:
+        """Typical magnitude of every unknown (B, m), for the scaled norms of the Newton method."""
+        prm, lay = self.prm, self.lay
+        B, n = prm.batch, prm.n_ions
+        w = np.ones((B, lay.size))
+        w[:, lay["u"]] = np.repeat(self.s, self.N + 1, axis=1)
+        if prm.polarization == "film":
+            w[:, lay["uf"]] = np.repeat(prm.c_feed, self.Nf + 1, axis=1)
+        elif prm.polarization == "linear":
+            w[:, lay["um"]] = prm.c_feed
+        if prm.pressure is not None:
+            w[:, lay["jv"]] = prm.flux[:, None]
+        return w
+
+    def step_caps(self) -> np.ndarray:
+        """Largest allowed Newton change of each unknown (the step is scaled to respect them)."""
+        cap = np.full(self.lay.size, np.inf)   # concentrations and J_v: no cap
+        for name in ("p", "pf", "v", "pp", "mu"):
+            if name in self.lay.blocks:
+                cap[self.lay[name]] = 3.0          # potentials, ln c_p, ln mu
+        return cap
