@@ -82,17 +82,23 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         ok = fac[2]
         dx = _lu_solve(fac, -F)
         ok &= np.all(np.isfinite(dx), axis=1)
-        reason[active[~ok]] = "singular Jacobian"
-        scale = np.max(np.abs(dx) / caps[None, :], axis=1)
-        dx = dx / np.maximum(scale, 1.0)[:, None]
+        reason[active[~ok & ~fac[2]]] = "singular Jacobian"
+        # the caps limit the largest damping factor: lam <= 1 / max_j(|dx_j| / cap_j)
+        lam_max = 1.0 / np.maximum(np.max(np.abs(np.where(np.isfinite(dx), dx, 0.0)) / caps[None, :], axis=1), 1.0)
         w = wts[active]
         ndx = np.sqrt(np.mean((dx / w) ** 2, axis=1))
+        # round-off floor: the correction is negligible and the residual is near the tolerance
+        floor = ok & (ndx < 1e-10) & (r[keep] < 1e3 * tol)
+        if floor.any():
+            done[active[floor]] = True
+            ok &= ~floor
         a = np.minimum(1.0, 2.0 * damp[active])      # optimistic restart from the last damping
-        accepted = ~ok                               # singular ones leave the loop below
+        accepted = ~ok                               # singular / finished ones leave the loop below
         xa = x[active].copy()
         while not accepted.all():
             pend = np.flatnonzero(~accepted)
-            trial = xa[pend] + a[pend, None] * dx[pend]
+            lam = a[pend] * lam_max[pend]
+            trial = xa[pend] + lam[:, None] * dx[pend]
             Ft = evaluate(trial, active[pend], False)
             good = np.all(np.isfinite(Ft), axis=1)
             dbar = np.full_like(trial, np.inf)
@@ -100,7 +106,7 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
                 sub = (fac[0][pend[good]], fac[1][pend[good]], None)
                 dbar[good] = _lu_solve(sub, -Ft[good])
             nbar = np.sqrt(np.mean((dbar / w[pend]) ** 2, axis=1))
-            acc = good & (nbar <= (1.0 - a[pend] / 4.0) * ndx[pend]) | (ndx[pend] < 1e-13)
+            acc = good & (nbar <= (1.0 - lam / 4.0) * ndx[pend]) | (ndx[pend] < 1e-13)
             xa[pend[acc]] = trial[acc]
             accepted[pend[acc]] = True
             rej = pend[~acc]

@@ -51,7 +51,7 @@ class TransportOptions:
     film_thickness_m: Optional[float] = None
     reference_diffusivity_m2_s: float = D_REF_NACL
     hindrance: str = "dechadilok_deen"
-    nodes: int = 16
+    nodes: int = 24
     film_nodes: int = 16
     tol: float = 1e-11
     max_iter: int = 60

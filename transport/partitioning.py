@@ -13,7 +13,7 @@ import numpy as np
 
 from nanosep.constants import BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
 
-LN_PHI_EXCLUDED = -80.0  #: ln of the partition coefficient used for lambda >= 1 (exp(-80) ~ 1.8e-35)
+LN_PHI_EXCLUDED = -20.0  #: ln of the partition coefficient used for lambda >= 1 (exp(-30) ~ 1e-13; reported as rejection 1)
 
 
 def ln_steric(lam):
@@ -46,6 +46,8 @@ def donnan_potential(z: np.ndarray, c_bulk: np.ndarray, ln_phi: np.ndarray, char
     Vectorized bisection in phi on [-60, 60] (the left side decreases monotonically
     in phi whenever some charged ion is present).  Returns (B,).
     """
+    if np.all(np.asarray(z) == 0):
+        return np.zeros(c_bulk.shape[0])
     a = c_bulk * np.exp(ln_phi)
     lo = np.full(c_bulk.shape[0], -60.0)
     hi = np.full(c_bulk.shape[0], 60.0)

@@ -52,7 +52,7 @@ def _as_batch(name: str, value, B: int) -> np.ndarray:
 def _positive(name: str, arr: np.ndarray) -> None:
     if (arr <= 0).any():
         b = int(np.flatnonzero(arr <= 0)[0])
-        raise InvalidInputError(f"{name} must be > 0; case {b} has {arr[b]!r}")
+        raise InvalidInputError(f"{name} must be > 0; case {b} has {float(arr[b])!r}")
 
 
 def check_electroneutral(ions: Sequence[str], z: np.ndarray, c: np.ndarray, rtol: float = EN_RTOL) -> None:
@@ -204,42 +204,67 @@ def _solve_chunk(prm: BatchParameters, options: TransportOptions):
     res = rep.residual.copy()
     reason = rep.reason.copy()
     steps = np.zeros(B, int)
-    for n_steps in (6, 24, 96):
-        bad = np.flatnonzero(~conv)
-        if bad.size == 0:
-            break
-        sub_prm = prm.take(bad)
-        target_flux = sub_prm.flux.copy()
-        target_p = None if sub_prm.pressure is None else sub_prm.pressure.copy()
-        fractions = np.geomspace(1e-4, 1.0, n_steps)
-        sub_sys = DSPMDESystem(sub_prm, options.nodes, options.film_nodes, scale[bad])
-        _attach_subsetting(sub_sys)
-        sub_prm.flux = target_flux * fractions[0]
-        if target_p is not None:
-            sub_prm.pressure = target_p * fractions[0]
-        xs = sub_sys.initial_guess(phi0[bad], "equilibrium")
-        ok = np.ones(bad.size, bool)
-        it_sum = np.zeros(bad.size, int)
-        for f in fractions:
-            sub_prm.flux = target_flux * f
-            if target_p is not None:
-                sub_prm.pressure = target_p * f
-            xs_new, r2 = newton(make_eval(sub_sys), xs, caps, options.tol, options.max_iter, sub_sys.norm_weights())
-            it_sum += r2.iterations
-            ok &= r2.converged
-            xs = np.where(r2.converged[:, None], xs_new, xs)
-        sub_prm.flux = target_flux
-        if target_p is not None:
-            sub_prm.pressure = target_p
-        good = bad[ok]
-        x[good] = xs[ok]
-        conv[good] = True
+    bad = np.flatnonzero(~conv)
+    if bad.size:
+        xs, ok, it_sum, n_steps = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options)
+        x[bad[ok]] = xs[ok]
+        conv[bad[ok]] = True
         iters[bad] += it_sum
-        res[good] = r2.residual[ok]
-        reason[good] = ""
-        reason[bad[~ok]] = f"no convergence with {n_steps}-step flux continuation ({r2.reason[~ok][0] if (~ok).any() else ''})"
+        res[bad[ok]] = 0.0
+        reason[bad[ok]] = ""
+        reason[bad[~ok]] = "no convergence with adaptive flux continuation from the zero-flux solution"
         steps[bad] = n_steps
     return sys_, x, conv, iters, res, reason, steps
+
+
+def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, caps: np.ndarray,
+                  options: TransportOptions, start: float = 1e-4, max_steps: int = 200):
+    """Adaptive continuation in ln(flux) (or ln(pressure)) from the exact zero-flux solution.
+
+    Every case advances its own fraction ``f`` of the target drive from ``start``
+    to 1; a converged step grows the next increment by 1.5, a failed one halves it
+    and retries from the last converged point.  Returns (x, ok, iterations, steps).
+    """
+    B = prm.batch
+    target_flux = prm.flux.copy()
+    target_p = None if prm.pressure is None else prm.pressure.copy()
+    lnf = np.full(B, np.log(start))
+    dln = np.full(B, -np.log(start) / 6.0)
+    work = prm.take(np.arange(B))
+    work.flux = target_flux * start
+    if target_p is not None:
+        work.pressure = target_p * start
+    system = DSPMDESystem(work, options.nodes, options.film_nodes, scale)
+    x = system.initial_guess(phi0, "equilibrium")
+    ok = np.zeros(B, bool)
+    failed = np.zeros(B, bool)
+    its = np.zeros(B, int)
+    steps = np.zeros(B, int)
+    first = True
+    for _ in range(max_steps):
+        act = np.flatnonzero(~ok & ~failed)
+        if act.size == 0:
+            break
+        trial = np.minimum(lnf[act] + (0.0 if first else dln[act]), 0.0)
+        sub = work.take(act)
+        sub.flux = target_flux[act] * np.exp(trial)
+        if target_p is not None:
+            sub.pressure = target_p[act] * np.exp(trial)
+        ssys = DSPMDESystem(sub, options.nodes, options.film_nodes, scale[act])
+        _attach_subsetting(ssys)
+        xn, rep = newton(lambda xs, idx, jac: ssys._sub(idx).evaluate(xs, jac), x[act], caps, options.tol,
+                         min(25, options.max_iter), ssys.norm_weights())
+        its[act] += rep.iterations
+        steps[act] += 1
+        good = rep.converged
+        x[act[good]] = xn[good]
+        lnf[act[good]] = trial[good]
+        dln[act[good]] *= 1.5
+        dln[act[~good]] *= 0.5
+        failed[act[~good & (dln[act] < 1e-3)]] = True
+        ok[act[good & (trial >= 0.0)]] = True
+        first = False
+    return x, ok, its, steps
 
 
 def _attach_subsetting(system: DSPMDESystem) -> None:
@@ -339,7 +364,7 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
         raise InvalidInputError(f"c_feed has non-finite values: {c[~np.isfinite(c)][:5].tolist()}")
     if (c < 0).any():
         b, i = np.argwhere(c < 0)[0]
-        raise InvalidInputError(f"negative feed concentration {names[i]}={c[b, i]!r} mol/m3 in case {b}")
+        raise InvalidInputError(f"negative feed concentration {names[i]}={float(c[b, i])!r} mol/m3 in case {b}")
     z = np.array([db.get(i).charge for i in names], dtype=float)
     if balance_with is not None:
         names, z, c = balance_feed(names, z, c, balance_with, db)
@@ -362,7 +387,7 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
         _positive(nm, arr)
     if ((T < 273.15) | (T > 373.15)).any():
         b = int(np.flatnonzero((T < 273.15) | (T > 373.15))[0])
-        raise InvalidInputError(f"temperature_K={T[b]!r} (case {b}) outside liquid water 273.15-373.15 K")
+        raise InvalidInputError(f"temperature_K={float(T[b])!r} (case {b}) outside liquid water 273.15-373.15 K")
     if pressure_pa is not None:
         P = _as_batch("pressure_pa", pressure_pa, B)
         _positive("pressure_pa", P)

@@ -154,7 +154,7 @@ class DSPMDESystem:
                           prm.image is not None, prm.pressure is not None)
         self.D = chebyshev.diff_matrix(nodes)
         self.Df = chebyshev.diff_matrix(film_nodes) if prm.polarization == "film" else None
-        self.cscale = (prm.c_feed @ np.abs(prm.z)) + np.abs(prm.charge)
+        self.cscale = np.maximum((prm.c_feed @ np.abs(prm.z)) + np.abs(prm.charge), 1e-300)
         # rows of ion i are divided by s_i, the order of its pore concentration
         self.s = ion_scale if ion_scale is not None else prm.c_feed.copy()
         self.neutral = bool(np.all(prm.z == 0))
@@ -441,7 +441,10 @@ class DSPMDESystem:
                 return prm.kc * c0 / np.maximum(1.0 - (1.0 - prm.kc * kphi_out) * ex, 1e-300), kphi_out
 
             # permeate electroneutrality fixes the exit jump: bisection on sum z c_p(delta) (decreasing)
-            lo, hi = np.full(B, -60.0), np.full(B, 60.0)
+            # bounded to a few thermal voltages around the feed-side Donnan potential: where the
+            # permeate cannot be balanced by the jump (high-Peclet counter-ions) the bound keeps
+            # the guess sane and Newton does the rest
+            lo, hi = donnan_phi0 - 6.0, donnan_phi0 + 6.0
             if not np.all(z == 0):
                 for _ in range(70):
                     mid = 0.5 * (lo + hi)
@@ -450,7 +453,7 @@ class DSPMDESystem:
                     hi = np.where(f < 0, hi, mid)
             delta = 0.5 * (lo + hi) if not np.all(z == 0) else np.zeros(B)
             cp, kphi = permeate(delta)
-            cp = np.clip(cp, 1e-300, None)
+            cp = np.clip(cp, 1e-10 * prm.c_feed, 10.0 * prm.c_feed)
             # c(x) = cp/Kc + (Phi' cp - cp/Kc) exp(Pe (x - 1)), written from the permeate side (no overflow)
             cinf = cp / prm.kc
             e = np.exp(pe[:, :, None] * (xi[None, None, :] - 1.0))
