@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from nanosep.errors import InvalidInputError
 from nanosep.transport import TransportOptions, solve_batch
 from nanosep.transport.charge import IonizableGroups, charge_density, isoelectric_point
+
+from nanosep.errors import InvalidInputError
 
 AMPHOTERIC = IonizableGroups(acid_density_mol_m3=120.0, pKa=4.5, base_density_mol_m3=30.0, pKb=8.5)
 
@@ -73,8 +73,8 @@ def test_engine_with_pH_charge_matches_fixed_charge():
     pH = np.array([3.0, iep, 5.0, 7.0, 9.0])
     X = charge_density(AMPHOTERIC, pH)
     fixed = [float(-120.0 / (1 + 10 ** (4.5 - p)) + 30.0 / (1 + 10 ** (p - 8.5))) for p in pH]
-    kw = dict(flux_m_s=5e-6, pore_radius_m=0.55e-9, thickness_m=1.5e-6, pore_dielectric=40.0,
-              options=TransportOptions(), strict=True)
+    kw = {"flux_m_s": 5e-6, "pore_radius_m": 0.55e-9, "thickness_m": 1.5e-6, "pore_dielectric": 40.0,
+          "options": TransportOptions(), "strict": True}
     c = np.tile([20.0, 20.0], (pH.size, 1))
     batch = solve_batch(["Na+", "Cl-"], c, charge_density_mol_m3=X, **kw)
     for b, xb in enumerate(fixed):

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nanosep.transport import TransportOptions, solve_batch
+from nanosep.transport.shp import (
+    hagen_poiseuille_flux,
+    peclet,
+    pore_radius_from_rejection,
+    shp_limiting_rejection,
+    shp_rejection,
+)
 
 from nanosep import water
 from nanosep.errors import InvalidInputError
 from nanosep.ions import IonDatabase
-from nanosep.transport import TransportOptions, solve_batch
-from nanosep.transport.shp import (hagen_poiseuille_flux, peclet, pore_radius_from_rejection,
-                                   shp_limiting_rejection, shp_rejection)
 
 T = 298.15
 L = 1e-6
@@ -34,8 +39,6 @@ def test_equals_engine_for_glucose_alone(model):
     np.testing.assert_allclose(res.rejection_observed[:, 0], ref, rtol=0, atol=1e-8)
 
 
-@pytest.mark.xfail(reason="engine reports converged=False for neutral-only feeds: the electroneutrality rows "
-                          "are scaled by sum|z|c + |X| = 0 (transport/system.py, cscale), giving 0/0", strict=False)
 def test_engine_flags_glucose_alone_converged():
     res = solve_batch(["glucose"], [[10.0]], flux_m_s=1e-6, pore_radius_m=0.6e-9, thickness_m=L,
                       pore_dielectric=40.0, charge_density_mol_m3=0.0)

@@ -45,8 +45,8 @@ and make ``converged`` False for that flux.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
@@ -59,7 +59,7 @@ from .options import TransportOptions
 from .results import BatchResult
 from .solver import solve_batch
 
-__all__ = ["lognormal_parameters", "lognormal_pdf", "psd_nodes", "PSDResult", "solve_with_psd"]
+__all__ = ["PSDResult", "lognormal_parameters", "lognormal_pdf", "psd_nodes", "solve_with_psd"]
 
 
 def _mean_std(mean_radius_m: float, std_radius_m: float) -> tuple[float, float]:
@@ -129,8 +129,8 @@ class PSDResult:
     weights: NDArray[np.float64]
     node_flux_m_s: NDArray[np.float64]
     node_c_perm: NDArray[np.float64]
-    solved_nodes: Optional[NDArray[np.int64]] = None
-    nodes: Optional[BatchResult] = None
+    solved_nodes: NDArray[np.int64] | None = None
+    nodes: BatchResult | None = None
 
     @property
     def rejection(self) -> NDArray[np.float64]:
@@ -140,8 +140,8 @@ class PSDResult:
 
 def solve_with_psd(ions: Sequence[str], c_feed: ArrayLike, flux_m_s: ArrayLike, mean_radius_m: float,
                    std_radius_m: float, thickness_m: float, pore_dielectric: float, charge_density_mol_m3: float,
-                   temperature_K: float = 298.15, options: TransportOptions = TransportOptions(),
-                   n_nodes: int = 16, *, return_nodes: bool = False, ion_db: Optional[IonDatabase] = None,
+                   temperature_K: float = 298.15, options: TransportOptions | None = None,
+                   n_nodes: int = 16, *, return_nodes: bool = False, ion_db: IonDatabase | None = None,
                    strict: bool = False) -> PSDResult:
     """DSPM-DE with a log-normal pore-size distribution (weighting: module docstring).
 
@@ -152,10 +152,12 @@ def solve_with_psd(ions: Sequence[str], c_feed: ArrayLike, flux_m_s: ArrayLike, 
     mean_radius_m, std_radius_m: mean and standard deviation of the pore radius (eq. 22).
     thickness_m, pore_dielectric, charge_density_mol_m3, temperature_K: scalars,
         shared by all pores.
+    options: engine options (default ``TransportOptions()``).
     n_nodes: Gauss-Hermite nodes (one engine case per node and flux, all in one call).
     return_nodes: keep the engine's per-node :class:`BatchResult`.
     strict: passed to :func:`solve_batch` (raise if any node fails to converge).
     """
+    options = TransportOptions() if options is None else options
     J = np.atleast_1d(np.asarray(flux_m_s, dtype=float))
     if J.ndim != 1:
         raise InvalidInputError(f"flux_m_s must be a scalar or 1-D, got shape {J.shape}")

@@ -40,8 +40,9 @@ __all__ = ["DSPMDEBlock", "TwinResult", "build_twin", "initialize_from_engine", 
 
 log = logging.getLogger(__name__)
 
-TWIN_IPOPT_OPTIONS = {"tol": 1e-10, "constr_viol_tol": 1e-10, "acceptable_constr_viol_tol": 1e-10,
-                      "nlp_scaling_method": "user-scaling", "print_level": 0, "bound_push": 1e-12, "bound_frac": 1e-12, "mu_init": 1e-11}
+#: square, warm-started solves: tight tolerances, the start is kept (no push off the bounds c >= 0, tiny barrier)
+TWIN_IPOPT_OPTIONS = {"tol": 1e-10, "constr_viol_tol": 1e-10, "acceptable_constr_viol_tol": 1e-10, "print_level": 0,
+                      "nlp_scaling_method": "user-scaling", "bound_push": 1e-12, "bound_frac": 1e-12, "mu_init": 1e-11}
 _CONFIG = (("ions", None, "ion names, any accepted spelling"), ("c_feed", None, "bulk feed [mol/m3], one per ion"),
            ("flux_m_s", None, "water flux J_v [m/s] (flux mode)"), ("pressure_pa", None, "dP [Pa] (pressure mode)"),
            ("pore_radius_m", None, "r_p [m]"), ("thickness_m", None, "effective thickness dx_e [m]"),
@@ -49,6 +50,7 @@ _CONFIG = (("ions", None, "ion names, any accepted spelling"), ("c_feed", None, 
            ("temperature_K", 298.15, "T [K]"), ("options", None, "TransportOptions (None: the defaults)"),
            ("ion_db", None, "IonDatabase (None: the packaged one)"),
            ("image_mu_range", (1e-3, 200.0), "[mu_min, mu_max] of the G(mu) fit"), ("image_degree", 100, "its degree"))
+_CONC = pyo.NonNegativeReals  # domain of every concentration Var (keeps ln c defined in Ipopt's iterates)
 _REQUIRED = ("ions", "c_feed", "pore_radius_m", "thickness_m", "pore_dielectric", "charge_density_mol_m3")
 
 
@@ -88,8 +90,7 @@ class DSPMDEBlockData(ProcessBlockData):
     # ------------------------------------------------------------------ inputs -> BatchParameters
     def _set_physics(self) -> None:
         cfg = self.config
-        missing = [nm for nm in _REQUIRED if getattr(cfg, nm) is None]
-        if missing:
+        if missing := [nm for nm in _REQUIRED if getattr(cfg, nm) is None]:
             raise InvalidInputError(f"DSPMDEBlock needs {missing}")
         if (cfg.flux_m_s is None) == (cfg.pressure_pa is None):
             raise InvalidInputError("give exactly one of flux_m_s and pressure_pa")
@@ -132,7 +133,7 @@ class DSPMDEBlockData(ProcessBlockData):
 
     def _add_variables(self) -> None:
         prm, c_b, s = self.prm, self._per_ion(self.prm.c_feed), self._per_ion(self.scale_ion)
-        self.conc_feed = pyo.Var(self.ions, initialize=c_b, domain=pyo.NonNegativeReals, doc="bulk feed concentration c_b,i [mol/m3]")
+        self.conc_feed = pyo.Var(self.ions, initialize=c_b, domain=_CONC, doc="bulk feed concentration c_b,i [mol/m3]")
         self.conc_feed.fix()
         self.flux_vol = pyo.Var(initialize=float(prm.flux[0]), doc="water flux J_v [m/s]")
         if prm.pressure is None:
@@ -140,10 +141,10 @@ class DSPMDEBlockData(ProcessBlockData):
         else:
             self.pressure = pyo.Var(initialize=float(prm.pressure[0]), doc="applied pressure dP [Pa]")
             self.pressure.fix()
-        self.conc_pore = pyo.Var(self.ions, self.nodes, initialize=lambda b, i, k: s[i], domain=pyo.NonNegativeReals,
+        self.conc_pore = pyo.Var(self.ions, self.nodes, initialize=lambda b, i, k: s[i], domain=_CONC,
                                  doc="pore concentration c_i(x_k) [mol/m3]")
         self.phi_pore = pyo.Var(self.nodes, initialize=float(self.phi_donnan[0]), doc="pore potential at x_k [-]")
-        self.conc_perm = pyo.Var(self.ions, initialize=c_b, domain=pyo.NonNegativeReals, doc="permeate concentration c_p,i [mol/m3]")
+        self.conc_perm = pyo.Var(self.ions, initialize=c_b, domain=_CONC, doc="permeate concentration c_p,i [mol/m3]")
         self.phi_perm = pyo.Var(initialize=0.0, doc="permeate potential [-]")
         self.flux_ion = pyo.Expression(self.ions, rule=lambda b, i: b.flux_vol * b.conc_perm[i],
                                        doc="ion flux J_i = J_v c_p,i [mol/(m2 s)]")
@@ -172,7 +173,7 @@ class DSPMDEBlockData(ProcessBlockData):
         Df, c_b = chebyshev.diff_matrix(Nf), self._per_ion(self.prm.c_feed)
         self.film_nodes = pyo.RangeSet(0, Nf, doc="film nodes, 0 = bulk side")
         self.film_nodes_ode = pyo.RangeSet(1, Nf)
-        self.conc_film = pyo.Var(self.ions, self.film_nodes, initialize=lambda b, i, k: c_b[i], domain=pyo.NonNegativeReals,
+        self.conc_film = pyo.Var(self.ions, self.film_nodes, initialize=lambda b, i, k: c_b[i], domain=_CONC,
                                  doc="film concentration c_i(y_k) [mol/m3]")
         self.phi_film = pyo.Var(self.film_nodes, initialize=0.0, doc="film potential at y_k [-]")
         self.conc_wall = pyo.Expression(self.ions, rule=lambda b, i: b.conc_film[i, Nf], doc="c_w [mol/m3]")
@@ -189,7 +190,7 @@ class DSPMDEBlockData(ProcessBlockData):
         """Seed 003 eq. 2 with the field ``w / delta_ref``; the wall potential is the gauge."""
         prm, c_b = self.prm, self._per_ion(self.prm.c_feed)
         k_i, xi = self._per_ion(prm.k_ion), 1.0 / float(prm.delta_ref[0])
-        self.conc_wall = pyo.Var(self.ions, initialize=c_b, domain=pyo.NonNegativeReals, doc="wall concentration c_w,i [mol/m3]")
+        self.conc_wall = pyo.Var(self.ions, initialize=c_b, domain=_CONC, doc="wall concentration c_w,i [mol/m3]")
         self.film_field = pyo.Var(initialize=0.0, doc="w = delta_ref dphi/dy in the film [-]")
         self.phi_wall = pyo.Expression(expr=0.0, doc="wall potential [-] (gauge)")
         self.eq_film_linear = pyo.Constraint(self.ions, rule=lambda b, i: b.flux_ion[i] == k_i[i] * (

@@ -20,8 +20,6 @@ All quantities are SI; the functions broadcast their array arguments (numpy rule
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import least_squares
@@ -29,11 +27,17 @@ from scipy.optimize import least_squares
 from nanosep import water
 from nanosep.errors import ConvergenceError, InvalidInputError
 
-from .hindrance import HINDRANCE_MODELS, hindrance as _hindrance
+from .hindrance import HINDRANCE_MODELS
+from .hindrance import hindrance as _hindrance
 from .partitioning import ln_steric
 
-__all__ = ["peclet", "shp_rejection", "shp_limiting_rejection", "hagen_poiseuille_flux",
-           "pore_radius_from_rejection"]
+__all__ = [
+    "hagen_poiseuille_flux",
+    "peclet",
+    "pore_radius_from_rejection",
+    "shp_limiting_rejection",
+    "shp_rejection",
+]
 
 
 def _positive(name: str, value: ArrayLike) -> NDArray[np.float64]:
@@ -53,7 +57,7 @@ def _kc_phi_pe_factor(solute_radius_m, pore_radius_m, model):
     """Return ``(K_c Phi, K_c / K_d)`` for lambda = r_s / r_p."""
     lam = _positive("solute_radius_m", solute_radius_m) / _positive("pore_radius_m", pore_radius_m)
     kd, kc = _hindrance(lam, model)
-    return kc * np.exp(ln_steric(lam)), kc / kd
+    return np.where(lam >= 1.0, 0.0, kc * np.exp(ln_steric(lam))), kc / kd
 
 
 def peclet(solute_radius_m: ArrayLike, diffusivity_m2_s: ArrayLike, pore_radius_m: ArrayLike,
@@ -115,8 +119,8 @@ def hagen_poiseuille_flux(pore_radius_m: ArrayLike, thickness_m: ArrayLike, pres
 
 
 def pore_radius_from_rejection(rejection: ArrayLike, solute_radius_m: ArrayLike, diffusivity_m2_s: ArrayLike, *,
-                               flux_m_s: Optional[ArrayLike] = None, thickness_m: Optional[ArrayLike] = None,
-                               pressure_pa: Optional[ArrayLike] = None, temperature_K: ArrayLike = 298.15,
+                               flux_m_s: ArrayLike | None = None, thickness_m: ArrayLike | None = None,
+                               pressure_pa: ArrayLike | None = None, temperature_K: ArrayLike = 298.15,
                                hindrance: str = "dechadilok_deen",
                                bounds_m: tuple[float, float] = (1e-11, 1e-7)) -> float:
     """Fit the pore radius to neutral-solute rejections, seed 003 eq. D.10.
