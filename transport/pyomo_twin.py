@@ -319,6 +319,9 @@ def initialize_from_engine(block, result: BatchResult, case_index: int = 0) -> N
     if not result.converged[case_index]:
         log.warning("%s: engine case %d did not converge (%s)", block.name, case_index, result.reason[case_index])
     s = {k: np.asarray(v)[0] for k, v in DSPMDESystem(prm, opts.nodes, opts.film_nodes).unpack(x).items()}
+    if prm.image is not None and not np.all((s["mu"] >= block.ln_mu["feed"].lb) & (s["mu"] <= block.ln_mu["feed"].ub)):
+        raise InvalidInputError(f"{block.name}: engine mu = {np.exp(s['mu']).tolist()} is outside the G(mu) fit "
+                                f"{block.config.image_mu_range}; pass image_mu_range=(...) covering it")
     j = {i: n for n, i in enumerate(block.ion_names)}
     values = [(block.conc_pore, lambda i, k: s["c"][j[i], k]), (block.phi_pore, lambda k: s["p"][k]),
               (block.conc_perm, lambda i: np.exp(s["v"][j[i]])), (block.phi_perm, lambda: s["pp"])]
@@ -333,9 +336,6 @@ def initialize_from_engine(block, result: BatchResult, case_index: int = 0) -> N
     for var, rule in values:
         for idx, data in var.items():
             data.set_value(float(rule(*_args(idx))))
-    if prm.image is not None and not all(v.lb <= v.value <= v.ub for v in block.ln_mu.values()):
-        raise InvalidInputError(f"{block.name}: engine mu = {np.exp(s['mu']).tolist()} is outside the G(mu) fit "
-                                f"{block.config.image_mu_range}; pass image_mu_range=(...) covering it")
 
 
 @dataclass

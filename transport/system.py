@@ -1,14 +1,17 @@
 """The discretized DSPM-DE equations of a batch of cases: residual and analytic Jacobian.
 
-Unknowns are natural logs of concentrations (``u = ln c``, c in mol/m3) and the
-dimensionless potential ``phi = F psi / (R T)``.  The extended Nernst-Planck
-equation (seed 003 eq. 1) with ``J_i = J_v c_p,i`` is divided by ``c_i`` and made
-dimensionless with the layer thickness ``L`` and ``K_d D_i``::
+Unknowns are the pore (and film) concentrations ``c`` [mol/m3] at the Chebyshev
+nodes, the dimensionless potential ``phi = F psi / (R T)``, and the natural logs of
+the permeate concentrations (``v = ln c_p``) and of the image-force screening
+parameters.  The extended Nernst-Planck equation (seed 003 eq. 1) with
+``J_i = J_v c_p,i`` is made dimensionless with the layer thickness ``L`` and
+``K_d D_i``::
 
-    du_i/dxi + z_i dphi/dxi - Pe_i + (J_v L / (K_d D_i)) c_p,i exp(-u_i) = 0,   Pe_i = K_c J_v L / (K_d D_i)
+    dc_i/dxi + z_i c_i dphi/dxi - Pe_i c_i + (J_v L / (K_d D_i)) c_p,i = 0,   Pe_i = K_c J_v L / (K_d D_i)
 
 and collocated at the Chebyshev nodes ``xi_1..xi_N`` of [0, 1] (seed 003 App. E);
-node 0 carries the feed-side partitioning condition (eqs. 3-10).  Electroneutrality
+node 0 carries the feed-side partitioning condition (eqs. 3-10), written in
+logarithmic form so that it is linear in ``ln c`` and ``phi``.  Electroneutrality
 ``sum z_i c_i + X = 0`` (eq. 9, with ``z_i`` where the printed equation has
 ``z_i^2``) holds at every node.  The permeate side has the mirrored partitioning,
 permeate electroneutrality (eq. 12) fixes the permeate potential.
