@@ -1,6 +1,174 @@
 """WaterTAP ``NanofiltrationDSPMDE0D`` as a peer model for benchmarking nanosep.
 
-DOCSTRING_PLACEHOLDER
+Peer model for the DSPM-DE benchmark: WaterTAP 1.8.0's ``NanofiltrationDSPMDE0D``
+(IDAES 2.13, Pyomo 6.10.1) run on inputs chosen by nanosep and solved with cyipopt.
+
+API
+---
+``watertap_available() -> bool``
+``build_watertap_nf(ions, feed_conc_mol_m3, temperature_K=298.15, pore_radius_m=0.5e-9,
+thickness_m=1.33e-6, pore_dielectric=41.3, charge_density_mol_m3=-27.0, activity='ideal',
+mass_transfer='none', *, feed_flow_m3_s=1e-3, area_m2=1e-3, ...) -> WaterTAPNF``
+``solve_watertap_nf(model, flux_m_s=None, *, pressure_Pa=None, solver='cyipopt-watertap', ...) -> dict``
+``benchmark_watertap_nf(...)``, ``sweep_flux(...)``, ``physicality_flags(result)``,
+``watertap_test_feed()``, ``electroneutralize(...)``, ``conc_from_mass_frac(...)``.
+
+Ion names are nanosep's ('Na+', 'Ca+2', 'SO4-2'); they are mapped to MCAS names
+('Na_+', 'Ca_2+', 'SO4_2-') by :func:`mcas_name`. All results are SI and keyed by
+nanosep names.
+
+Single-point set-up
+-------------------
+The 0D module has two copies of the local membrane problem, x = 0 (feed inlet) and
+x = 1 (feed outlet), coupled only through the mass balance; its averaged outputs
+(``flux_mol_phase_comp_avg``, mixed permeate) are means of the two. The default
+module (area 1e-3 m2, feed 1e-3 m3/s) has a volumetric recovery J_v*A/Q = 2.8e-5 at
+100 L/m2/h (8.5e-6 at 30 L/m2/h), so inlet and outlet agree to ~1e-5. For comparing
+with a single-point engine use the *point* quantities at x = 0:
+``rejection_intrinsic_inlet`` = 1 - c_p(x=0)/c_wall(x=0) and
+``rejection_observed_inlet`` = 1 - c_p(x=0)/c_bulk(x=0), where c_p(x=0) =
+``permeate_side[0,0].conc_mol_phase_comp`` = J_i/J_v exactly (NF l. 706-711).
+WaterTAP's own ``rejection_intrinsic_phase_comp`` (NF l. 908-914: 1 - c_mixed_permeate /
+c_wall(x=0)) and ``rejection_observed_phase_comp`` (NF l. 1298-1307: 1 - c_mixed_permeate /
+c_feed_in) are returned too, as ``rejection_intrinsic_watertap`` /
+``rejection_observed_watertap``; they differ from the point values by a density effect (see
+"Differences" 6), e.g. R_Na 0.157 (point) vs 0.175 (WaterTAP's) at 30 L/m2/h.
+
+Flux specification. ``flux_m_s`` fixes WaterTAP's volumetric water flux at the module
+inlet, ``flux_vol_water[0, 0] = J_w,mol * M_w / rho_w(T)`` (NF l. 1247-1259), through
+an added equality ``m.fs.eq_flux_target``, and frees the feed pressure. The outlet flux
+``flux_outlet_m_s`` then follows from Hagen-Poiseuille at the outlet. ``pressure_Pa``
+instead fixes the feed pressure (WaterTAP's usual specification).
+
+WaterTAP's equations (watertap 1.8.0)
+-------------------------------------
+NF = site-packages/watertap/unit_models/nanofiltration_DSPMDE_0D.py,
+MCAS = site-packages/watertap/property_models/multicomp_aq_sol_prop_pack.py.
+Per ion i at each end x in {0, 1}; c_m wall (``feed_side.properties_interface``),
+c_1 pore entrance, c_2 pore exit, c_p permeate; psi_1, psi_2, psi_p the potentials of
+pore entrance, pore exit and permeate, the wall (feed-membrane interface) is the
+reference, psi = 0 (NF l. 89-90, 439-447).
+
+1. Ratio lambda_i = smooth_min(1, r_s,i / r_p) (NF l. 1108-1111; IDAES smooth_min with
+   eps = 1e-4, i.e. lambda - ~4e-9 for lambda ~ 0.4: negligible).
+2. Hindrance (NF l. 1118-1168), Dechadilok & Deen (2006):
+   K_d = H(lambda) / (1 - lambda + 1e-8)^2 with
+   H = 1 + 9/8 l ln l - 1.56034 l + 0.528155 l^2 + 1.91521 l^3 - 2.81903 l^4
+       + 0.270788 l^5 + 1.10115 l^6 - 0.435933 l^7  (lambda <= 0.95),
+   K_d = 0.984 ((1 - l)/l)^(5/2) for lambda > 0.95;
+   K_c = (1 + 3.867 l - 1.907 l^2 - 0.834 l^3) / (1 + 1.867 l - 0.741 l^2).
+   NB: WaterTAP divides H by Phi_S = (1 - lambda)^2 (D&D's H is Phi*K_d); K_d(0.368) =
+   0.329 (cf. Bungay-Brenner 0.321, Renkin 0.324). K_c has no (2 - Phi) factor.
+   Pore diffusivity D_p,i = K_d,i D_i (NF l. 1145-1151), D_i the constant bulk value
+   given to MCAS (``diffusivity_data``; no temperature dependence).
+3. Partitioning, both interfaces (NF l. 600-638), with activity coefficients:
+   gamma_1 c_1 / (gamma_m c_m) = Phi_S Phi_B exp(-z F psi_1 / RT)
+   gamma_2 c_2 / (gamma_p c_p) = Phi_S Phi_B exp(-z F (psi_2 - psi_p) / RT)
+   Steric Phi_S = (1 - lambda)^2 (NF l. 1172-1173).
+   Born (NF l. 1180-1210): Phi_B = exp(-dW / kT),
+   dW = z^2 e^2 / (8 pi eps0 r_s) (1/eps_p - 1/eps_b), the Born cavity radius is the
+   *Stokes radius* r_s (``radius_stokes_comp``), eps_b = MCAS ``dielectric_constant`` =
+   78.36 (MCAS l. 781-787, "25 C, Malmberg-Maryott", constant, not T-dependent; override
+   with ``bulk_dielectric``), eps_p = ``dielectric_constant_pore`` (user). No image-force
+   (dielectric exclusion by image charges) term.
+   Donnan: the exp(-z F psi / RT) factors above, psi solved from electroneutrality.
+   Temperature in all F/RT, kT factors is the feed inlet T (isothermal constraints).
+4. Electroneutrality: pore entrance and exit sum z c + X = 0 (NF l. 642-656, X =
+   ``membrane_charge_density``, mol/m3); permeate sum z c_p = 0 (NF l. 663-672); wall
+   sum z c_m = 0 when a film is modelled (NF l. 927-935).
+5. Extended Nernst-Planck, ONE STEP across the whole active layer (NF l. 713-784):
+   J_i = -K_d D_i (c_2 - c_1)/dx_e + K_c J_v cbar - z_i cbar K_d D_i (F/RT) (psi_2 - psi_1)/dx_e,
+   cbar = (c_1 + c_2)/2 (NF l. 1285-1289, ``/len(io_list)`` = /2), dx_e =
+   ``membrane_thickness_effective``. Two nodes only, i.e. a linearisation of the
+   exponential pore profiles; no activity-gradient (d ln gamma/dx) term in the pore
+   (activity coefficients enter only through the interface equilibria).
+   J_i = J_v c_p (NF l. 706-711), J_v = ``flux_vol_water`` (item 8).
+6. Film / concentration polarisation (NF l. 790-827), ``ConcentrationPolarizationType``:
+   ``none``: c_m = c_b (bulk at that end); ``calculated``: a *linearised* film
+   J_i = -k_i (c_m - c_b) + J_v c_m - z_i c_m D_i (F/RT) xi,
+   with one potential-gradient variable xi per end (``electric_potential_grad_feed_interface``)
+   fixed by wall electroneutrality; convection and migration are evaluated at c_m, the
+   diffusive flux as k_i (c_b - c_m). For a neutral solute this gives the CP modulus
+   (c_m - c_p)/(c_b - c_p) = 1/(1 - J_v/k) instead of the film-theory exp(J_v/k): +21 %
+   at J_v = k/2, pole at J_v = k, negative/arbitrary beyond. k_i = ``Kf_comp``
+   (bounds (0, 1e-3) m/s, NF l. 477-485; the harness removes the upper bound):
+   ``MassTransferCoefficient.none`` (only with CP none; NF l. 259-278 enforces the pairing),
+   ``fixed`` (Kf_comp fixed by the user), ``spiral_wound`` (NF l. 937-999):
+   k_i = 0.753 (eta/(2 - eta))^0.5 (2 D_i/h) Sc_i^(-1/6) (Pe_i h/(2 l_mix))^0.5,
+   Sc_i = mu/(rho D_i), Pe_i = 2 h v / D_i, v = Q/(h W eps_sp) (NF l. 1008-1013, 1312),
+   eta = ``spacer_mixing_efficiency`` (init 0.5), l_mix = ``spacer_mixing_length``
+   (init 0.6 m); WaterTAP's unit test fixes them at these initial values with h = 0.5 mm,
+   v = 0.25 m/s, giving k = 4.4e-6 - 9.0e-6 m/s (16-32 L/m2/h) for the 5 test ions.
+7. Water flux, Hagen-Poiseuille (NF l. 680-698):
+   J_v = (P_feed - P_perm - (pi_m - pi_p)) r_p^2 / (8 mu dx_e), van't Hoff
+   pi = RT sum c (MCAS l. 2060-2079, ideal even with Davies), mu = 1e-3 Pa s constant
+   (MCAS l. 749-757). With the flux fixed this only sets the reported feed pressure.
+8. J_v = J_w,mol M_w / rho_w(T) with rho_w the Sharqawy pure-water polynomial
+   (MCAS l. 1598-1617; 996.89 kg/m3 at 25 C), while all concentrations use the
+   constant solution density 1000 kg/m3 (``DensityCalculation.constant``, MCAS l. 800;
+   c = n_j / V, V = sum n M / 1000).
+9. Activity (MCAS l. 1980-2012; ``activity_coefficient_model`` = ``ideal`` | ``davies``):
+   log10 gamma = -A z^2 (sqrt(I)/(1 + sqrt(I)) - 0.3 I), I = 1/2 sum z^2 m (molal,
+   m = n_j/(n_w M_w), MCAS l. 1755-1773, 2014-2028), A = (2 pi N_A rho_w)^0.5/ln 10 *
+   (e^2/(4 pi eps0 eps_b k T))^1.5 = 0.510 at 25 C (MCAS l. 2030-2057), b = 0.3
+   (MCAS l. 788-794). Evaluated separately in every state block: in the pore blocks with
+   the pore ionic strength (counter-ion excess included) and still eps_b = 78.36.
+10. Module: mass balance with area * (J(0) + J(1))/2 (NF l. 862-890, 1266-1275);
+   recovery_vol = Q_perm/Q_feed (NF l. 894-900).
+Constants: IDAES ``Constants`` (CODATA 2018: F = 96485.33212, R = 8.314462618,
+e = 1.602176634e-19, eps0 = 8.8541878128e-12, k_B = 1.380649e-23), same as nanosep.
+WaterTAP defaults (initial values, all fixed by this harness): r_p 0.5 nm, dx_e
+1.33 um, X -50 mol/m3, eps_p 42 (NF l. 409-438).
+
+Differences to expect against an exactly integrated DSPM-DE
+------------------------------------------------------------
+1. Pore NP: one linear step (item 5) vs the integrated exponential profiles: grows with
+   the pore Peclet number K_c J_v dx_e/(K_d D) and with the potential drop.
+2. Film (item 6): linear film, 1/(1 - J/k) vs exp(J/k); compare with ``mass_transfer='none'``
+   or only for J_v << k.
+3. No d ln(gamma)/dx in the pore; Davies in the pore with eps_b; osmotic pressure ideal.
+4. Born radius = Stokes radius; eps_b 78.36 fixed.
+5. K_d = H/(1-lambda)^2 (item 2).
+6. Density: J_i = J_v c_p with J_v based on rho_w(T) = 996.89, but the mixed-permeate
+   concentration is n_i/V with V = (n_w M_w + sum n_j M_j)/1000, so WaterTAP's own
+   rejection_intrinsic/observed (mixed permeate) are shifted by ~1.5-2 % of c_p relative to
+   the point values; they are also evaluated against the *inlet* wall only.
+7. ``rejection_intrinsic_phase_comp`` has bounds (-1.001, 1.001) (NF l. 448-455): a
+   solution with a mixed-permeate rejection below -1.001 is reported infeasible.
+
+Solver route and workarounds
+----------------------------
+* No ipopt executable: every WaterTAP ``get_solver()`` is routed to ``cyipopt-watertap``
+  by setting ``watertap_solvers._default_solver`` and ``idaes.cfg.default_solver``
+  (:func:`_use_cyipopt`); PyNumero's ASL library is built once if missing
+  (:func:`ensure_pynumero_asl`, ``python -m pyomo.contrib.pynumero.build`` against
+  libamplsolver-dev).
+* MCAS ``assert_electroneutrality`` (MCAS l. 2631-2700) solves a ``StateBlockData`` and
+  Pyomo's cyipopt solver rejects anything that is not a Block ("model must be a Pyomo
+  Block"). Not used: the feed is given as concentrations (converted to exact mole flows
+  at 1000 kg/m3), its electroneutrality is checked in Python at build time, and
+  :func:`electroneutralize` does what ``adjust_by_ion`` does (in concentration space).
+* WaterTAP's ``initialize`` guesses 10 % solvent recovery (NF l. 1779), i.e. a huge flux
+  on a tiny module; at fixed pressure it then can end on a spurious J ~ 0 point (seen:
+  J = 1.4e-11 m/s at 18.8 bar). The harness passes the recovery of the requested flux
+  and, in flux mode, initialises with J_w fixed at both ends and Hagen-Poiseuille
+  deactivated (pressure at a guess), then restores Hagen-Poiseuille with the pressure it
+  implies and solves with the flux constraint (1-2 Ipopt iterations).
+* Re-solves use :data:`WARM_OPTIONS` (bound_push = bound_frac = mu_init = 1e-8): 3-5
+  Ipopt iterations instead of 40-70 with the default options. Failed direct solves are
+  retried with default options, then by flux continuation from the last converged point.
+* Bounds relaxed: ``Kf_comp`` upper bound (1e-3 m/s), ``width``/``length`` upper bounds,
+  ``N_Sc_comp`` bounds (spiral wound). Scaling: flow_mol default scaling from the feed.
+
+Observed behaviour (5-ion WaterTAP test water, r_p 0.5 nm, dx_e 1.33 um, eps_p 41.3,
+X = -27 mol/m3, 1..100 L/m2/h, warm sweep): without a film (ideal and Davies) every point
+solves (optimal, 3-5 iterations). With the linearised film, fixed k = 1e-5 m/s (36 LMH):
+ideal fails (infeasible) from 40 LMH, Davies "converges" beyond the pole with
+unphysical results (observed rejection of SO4-2 -2.7 at 40, -9.3 at 50, -21 at 80 LMH);
+strong distortion already before the pole (R_Na -0.29 at 35 LMH, J = 0.97 k).
+k = 2e-5 m/s: ideal fails from 80 LMH, Davies unphysical from 80 LMH. Spiral-wound with
+WaterTAP's test geometry (k = 16-32 LMH): ideal fails from 20 LMH, Davies returns
+optimal but unphysical solutions from 20 LMH (observed R_Mg -17, R_SO4 -22 at 80 LMH).
 """
 from __future__ import annotations
 
