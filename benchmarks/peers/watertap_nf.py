@@ -176,8 +176,9 @@ import importlib.util
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 LMH_TO_M_S = 1.0e-3 / 3600.0  #: 1 L m-2 h-1 in m/s
 
@@ -220,7 +221,7 @@ def ensure_pynumero_asl(build: bool = True) -> bool:
     """
     try:
         from pyomo.contrib.pynumero.asl import AmplInterface
-    except Exception:
+    except ImportError:
         return False
     if AmplInterface.available():
         return True
@@ -253,7 +254,7 @@ def watertap_available() -> bool:
 
         if not pyo.SolverFactory("cyipopt").available(exception_flag=False):
             return False
-    except Exception:
+    except ImportError:
         return False
     return ensure_pynumero_asl(build=True)
 
@@ -433,7 +434,7 @@ def build_watertap_nf(
         diffusivity_data={("Liq", names[k]): _get(p, "diffusivity_m2_s", "diffusivity", "D") for k, p in ions.items()},
         mw_data={"H2O": MW_WATER, **{names[k]: _get(p, "molar_mass_kg_mol", "molar_mass", "mw") for k, p in ions.items()}},
         stokes_radius_data={names[k]: _get(p, "stokes_radius_m", "stokes_radius", "radius_m") for k, p in ions.items()},
-        charge={names[k]: int(round(z[k])) for k in ions},
+        charge={names[k]: round(z[k]) for k in ions},
         activity_coefficient_model=(ActivityCoefficientModel.davies if activity == "davies"
                                     else ActivityCoefficientModel.ideal),
         density_calculation=DensityCalculation.constant,
@@ -444,14 +445,14 @@ def build_watertap_nf(
         m.fs.properties.visc_d_phase["Liq"].set_value(viscosity_Pa_s)
 
     if mt_mode == "none":
-        unit_kw = dict(mass_transfer_coefficient=MassTransferCoefficient.none,
-                       concentration_polarization_type=ConcentrationPolarizationType.none)
+        unit_kw = {"mass_transfer_coefficient": MassTransferCoefficient.none,
+                   "concentration_polarization_type": ConcentrationPolarizationType.none}
     elif mt_mode == "fixed":
-        unit_kw = dict(mass_transfer_coefficient=MassTransferCoefficient.fixed,
-                       concentration_polarization_type=ConcentrationPolarizationType.calculated)
+        unit_kw = {"mass_transfer_coefficient": MassTransferCoefficient.fixed,
+                   "concentration_polarization_type": ConcentrationPolarizationType.calculated}
     else:
-        unit_kw = dict(mass_transfer_coefficient=MassTransferCoefficient.spiral_wound,
-                       concentration_polarization_type=ConcentrationPolarizationType.calculated)
+        unit_kw = {"mass_transfer_coefficient": MassTransferCoefficient.spiral_wound,
+                   "concentration_polarization_type": ConcentrationPolarizationType.calculated}
     m.fs.unit = NanofiltrationDSPMDE0D(property_package=m.fs.properties, **unit_kw)
     u = m.fs.unit
 
@@ -517,13 +518,15 @@ def build_watertap_nf(
     iscale.calculate_scaling_factors(m)
     iscale.constraint_scaling_transform(m.fs.eq_flux_target, 1e5)
 
-    opts = dict(temperature_K=temperature_K, pore_radius_m=pore_radius_m, thickness_m=thickness_m,
-                pore_dielectric=pore_dielectric, charge_density_mol_m3=charge_density_mol_m3,
-                activity=activity, mass_transfer=mt_mode, kf_m_s=kf, area_m2=area_m2,
-                permeate_pressure_Pa=permeate_pressure_Pa,
-                bulk_dielectric=float(pyo.value(m.fs.properties.dielectric_constant)),
-                viscosity_Pa_s=float(pyo.value(m.fs.properties.visc_d_phase["Liq"])),
-                crossflow_velocity_m_s=crossflow_velocity_m_s, channel_height_m=channel_height_m)
+    opts = {
+        "temperature_K": temperature_K, "pore_radius_m": pore_radius_m, "thickness_m": thickness_m,
+        "pore_dielectric": pore_dielectric, "charge_density_mol_m3": charge_density_mol_m3,
+        "activity": activity, "mass_transfer": mt_mode, "kf_m_s": kf, "area_m2": area_m2,
+        "permeate_pressure_Pa": permeate_pressure_Pa,
+        "bulk_dielectric": float(pyo.value(m.fs.properties.dielectric_constant)),
+        "viscosity_Pa_s": float(pyo.value(m.fs.properties.visc_d_phase["Liq"])),
+        "crossflow_velocity_m_s": crossflow_velocity_m_s, "channel_height_m": channel_height_m,
+    }
     return WaterTAPNF(m=m, ions=ions, names=names, feed_conc_mol_m3=feed, feed_flow_m3_s=Q,
                       options=opts, build_time_s=time.perf_counter() - t0)
 
@@ -554,8 +557,8 @@ def _pressure_guess(model: WaterTAPNF, flux_m_s: float) -> float:
 
 def _fix_water_flux(model: WaterTAPNF, flux_m_s: float) -> None:
     """Fix J_w at x = 0, 1 to ``flux_m_s`` (volumetric) and deactivate Hagen-Poiseuille there."""
-    from pyomo.util.calc_var_value import calculate_variable_from_constraint
     from pyomo.environ import value
+    from pyomo.util.calc_var_value import calculate_variable_from_constraint
 
     u = model.unit
     sb = u.feed_side.properties_in[0]
@@ -584,8 +587,8 @@ def _release_water_flux(model: WaterTAPNF) -> None:
         if p > 1.0:
             u.inlet.pressure[0].set_value(p)
             u.feed_side.properties_out[0].pressure.set_value(p)
-    except Exception:  # values missing after a failed initialisation: leave the guess
-        pass
+    except (TypeError, ValueError, ZeroDivisionError):  # values missing after a failed init: keep the guess
+        return
 
 
 def _snapshot(m) -> list[tuple[Any, Any, bool]]:
@@ -625,7 +628,7 @@ def _run_solver(model: WaterTAPNF, solver: str, options: Mapping[str, Any] | Non
             raise ValueError("solver must be 'cyipopt-watertap' or 'cyipopt'")
     except ValueError:
         raise
-    except Exception as exc:  # AMPL evaluation errors, cyipopt exceptions
+    except Exception as exc:  # noqa: BLE001 - AMPL evaluation errors, cyipopt/Ipopt exceptions
         return False, "exception", repr(exc), it[0]
     return (bool(pyo.check_optimal_termination(res)), str(res.solver.termination_condition),
             str(res.solver.message), it[0])
