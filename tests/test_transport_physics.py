@@ -115,13 +115,13 @@ def test_negative_sodium_rejection_in_mixed_chlorides():
     The fast Na+ is dragged through with the chloride that the divalent cations leave
     behind; the effect fades with flux as convection takes over.
     """
-    weak = Membrane(NF270.pore_radius_m, NF270.thickness_m, NF270.pore_dielectric, -10.0)
+    weak = Membrane(NF270.pore_radius_m, NF270.thickness_m, NF270.pore_dielectric, -5.0)
     feed = {"Na+": 20.0, "Mg+2": 20.0, "Ca+2": 10.0, "Cl-": 80.0}
-    res = solve(weak, feed, flux_m_s=[2e-6, 5e-6, 2e-5], options=TransportOptions(activity="davies"))
+    res = solve(weak, feed, flux_m_s=[5e-6, 1e-5, 4e-5], options=TransportOptions(activity="davies"))
     rej = res.rejection
-    assert (rej[:2, 0] < 0).all()
+    assert (rej[:2, 0] < -0.2).all()        # Na+ negatively rejected
     assert (rej[:, 1] > 0.8).all()          # Mg+2 well rejected
-    assert np.all(np.diff(rej[:, 0]) > 0)   # Na+ rejection rises with flux
+    assert rej[2, 0] > rej[1, 0]            # the effect fades as convection takes over
 
 
 def test_monovalent_cation_rejection_follows_stokes_radius():
@@ -157,8 +157,6 @@ def test_pressure_mode_matches_flux_mode():
     np.testing.assert_allclose(p.flux_m_s, jv, rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness: Newton/continuation does not converge when an ion "
-                   "is sterically excluded (lambda >= 1) in a tiny pore; reported as non-converged, not crashed")
 def test_sterically_excluded_ion_is_fully_rejected_without_crash():
     m = Membrane(0.3e-9, 1e-6, 40.0, -20.0)  # Mg+2 (0.348 nm) cannot enter
     res = solve(m, {"Na+": 10.0, "Mg+2": 5.0, "Cl-": 20.0}, flux_m_s=[1e-5])
@@ -217,3 +215,19 @@ def test_non_convergence_raises_naming_the_case():
     # non-strict: flagged, not raised, and no silent numbers
     res = solve(NF270, {"Na+": 20.0, "Cl-": 10.0, "SO4-2": 5.0}, flux_m_s=[1e-5], options=opts, strict=False)
     assert not res.converged[0] and res.reason[0]
+
+
+def test_hindrance_correlations_agree_and_match_renkin():
+    """Dechadilok-Deen and Bungay-Brenner K_d, K_c agree within 10% for lambda <= 0.4 (25% up to 0.6,
+    where the correlations are known to diverge) and K_d follows Renkin's centreline form
+    1 - 2.104 l + 2.09 l^3 - 0.95 l^5 within 10% for lambda <= 0.4.  (H = Phi K_d by mistake would be
+    off by (1 - lambda)^-2, i.e. 2.8x at 0.4.)"""
+    for hi, tol in ((0.4, 0.10), (0.6, 0.25)):
+        lam = np.linspace(0.05, hi, 12)
+        kd1, kc1 = hindrance(lam, "dechadilok_deen")
+        kd2, kc2 = hindrance(lam, "bungay_brenner")
+        np.testing.assert_allclose(kd1, kd2, rtol=tol)
+        np.testing.assert_allclose(kc1, kc2, rtol=tol)
+    lam = np.linspace(0.05, 0.6, 12)
+    l = lam[lam <= 0.4]
+    np.testing.assert_allclose(hindrance(l)[0], 1 - 2.104 * l + 2.09 * l**3 - 0.95 * l**5, rtol=0.10)

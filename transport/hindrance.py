@@ -32,10 +32,15 @@ def _clip(lam):
 
 
 def dechadilok_deen(lam):
-    """Return ``(K_d, K_c)`` of Dechadilok & Deen (2006), eqs. 16-17."""
+    """Return ``(K_d, K_c)`` of Dechadilok & Deen (2006), eqs. 16-17.
+
+    Their polynomial is ``H = Phi K_d`` (it includes the steric partition
+    coefficient ``Phi = (1 - lambda)^2``), so ``K_d = H / Phi``; their ``W / Phi`` is ``K_c``.
+    """
     l = _clip(lam)
-    kd = (1.0 + 9.0 / 8.0 * l * np.log(l) - 1.56034 * l + 0.528155 * l**2 + 1.91521 * l**3
+    h = (1.0 + 9.0 / 8.0 * l * np.log(l) - 1.56034 * l + 0.528155 * l**2 + 1.91521 * l**3
           - 2.81903 * l**4 + 0.270788 * l**5 + 1.10115 * l**6 - 0.435933 * l**7)
+    kd = h / (1.0 - l) ** 2
     kc = (1.0 + 3.867 * l - 1.907 * l**2 - 0.834 * l**3) / (1.0 + 1.867 * l - 0.741 * l**2)
     return kd, kc
 

@@ -169,6 +169,15 @@ strong distortion already before the pole (R_Na -0.29 at 35 LMH, J = 0.97 k).
 k = 2e-5 m/s: ideal fails from 80 LMH, Davies unphysical from 80 LMH. Spiral-wound with
 WaterTAP's test geometry (k = 16-32 LMH): ideal fails from 20 LMH, Davies returns
 optimal but unphysical solutions from 20 LMH (observed R_Mg -17, R_SO4 -22 at 80 LMH).
+Cold-started points (fresh model per flux) give the same values and the same failure
+onsets as the warm sweep.
+
+Timings, 5-ion case at 30 L/m2/h (2-core sandbox shared with other jobs; imports of
+watertap/idaes, 3-6 s, not included): build 0.1-0.4 s; cold initialize + solve 1.4-1.6 s
+(ideal), 3.7-4.2 s (Davies), 1.9-2.4 s (Davies, fixed k), 2.0-2.3 s (Davies, spiral
+wound); warm re-solve after a 1 % flux step (3 Ipopt iterations) 0.34-0.63 s through
+``cyipopt-watertap`` (~0.5 s of it is WaterTAP's Python Jacobian autoscaling) and
+0.04-0.11 s through plain ``cyipopt`` (``solver='cyipopt'``).
 """
 from __future__ import annotations
 
