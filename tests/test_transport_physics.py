@@ -231,3 +231,11 @@ def test_hindrance_correlations_agree_and_match_renkin():
     lam = np.linspace(0.05, 0.6, 12)
     l = lam[lam <= 0.4]
     np.testing.assert_allclose(hindrance(l)[0], 1 - 2.104 * l + 2.09 * l**3 - 0.95 * l**5, rtol=0.10)
+
+
+@pytest.mark.parametrize("model", ["dechadilok_deen", "bungay_brenner"])
+def test_hindrance_is_monotone_up_to_exclusion(model):
+    lam = np.linspace(0.01, 0.989, 400)  # clamped at LAMBDA_MAX = 0.99 above
+    kd, kc = hindrance(lam, model)
+    assert (kd > 0).all() and np.all(np.diff(kd) < 0)
+    assert kd[0] == pytest.approx(1.0, abs=0.05) and kd[-1] < 1e-3

@@ -8,7 +8,8 @@ coefficient ``(1 - lambda)**2`` is *not* included here (see ``partitioning``).
 Two correlations are provided:
 
 * ``dechadilok_deen`` - Dechadilok & Deen, Ind. Eng. Chem. Res. 45 (2006) 6953,
-  eqs. 16 and 17 (valid 0 <= lambda <= 0.95).  This is the one WaterTAP uses.
+  eqs. 16 and 17 (valid 0 <= lambda <= 0.95; continued above with the Bungay-Brenner
+  shape).  This is the one WaterTAP uses.
 * ``bungay_brenner`` - Bungay & Brenner, Int. J. Multiphase Flow 1 (1973) 25,
   as written by Bowen & Welfoot, Chem. Eng. Sci. 57 (2002) 1121, eqs. 6-9.
 
@@ -31,6 +32,16 @@ def _clip(lam):
     return np.clip(lam, 1e-12, LAMBDA_MAX)
 
 
+LAMBDA_DD_VALID = 0.95  #: upper validity limit of the Dechadilok-Deen correlation
+
+
+def _dd_polynomials(l):
+    h = (1.0 + 9.0 / 8.0 * l * np.log(l) - 1.56034 * l + 0.528155 * l**2 + 1.91521 * l**3
+         - 2.81903 * l**4 + 0.270788 * l**5 + 1.10115 * l**6 - 0.435933 * l**7)
+    kc = (1.0 + 3.867 * l - 1.907 * l**2 - 0.834 * l**3) / (1.0 + 1.867 * l - 0.741 * l**2)
+    return h / (1.0 - l) ** 2, kc
+
+
 def dechadilok_deen(lam):
     """Return ``(K_d, K_c)`` of Dechadilok & Deen (2006), eqs. 16-17.
 
@@ -38,10 +49,16 @@ def dechadilok_deen(lam):
     coefficient ``Phi = (1 - lambda)^2``), so ``K_d = H / Phi``; their ``W / Phi`` is ``K_c``.
     """
     l = _clip(lam)
-    h = (1.0 + 9.0 / 8.0 * l * np.log(l) - 1.56034 * l + 0.528155 * l**2 + 1.91521 * l**3
-          - 2.81903 * l**4 + 0.270788 * l**5 + 1.10115 * l**6 - 0.435933 * l**7)
-    kd = h / (1.0 - l) ** 2
-    kc = (1.0 + 3.867 * l - 1.907 * l**2 - 0.834 * l**3) / (1.0 + 1.867 * l - 0.741 * l**2)
+    kd, kc = _dd_polynomials(l)
+    # beyond lambda = 0.95 the polynomial for K_d turns upward (unphysical); continue it with
+    # the shape of Bungay-Brenner, scaled to be continuous at the validity limit
+    hi = l > LAMBDA_DD_VALID
+    if np.any(hi):
+        kd_v, kc_v = _dd_polynomials(np.float64(LAMBDA_DD_VALID))
+        kd_bb, kc_bb = bungay_brenner(l)
+        kd_bbv, kc_bbv = bungay_brenner(np.float64(LAMBDA_DD_VALID))
+        kd = np.where(hi, kd_v * kd_bb / kd_bbv, kd)
+        kc = np.where(hi, kc_v * kc_bb / kc_bbv, kc)
     return kd, kc
 
 

@@ -24,7 +24,7 @@ from nanosep.ions import IonDatabase
 
 from . import chebyshev
 from .hindrance import hindrance
-from .newton import newton
+from .newton import newton, single_thread_torch
 from .options import TransportOptions
 from .partitioning import donnan_potential, ln_born, ln_steric
 from .results import BatchResult
@@ -155,7 +155,8 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
     kd, kc = hindrance(lam, options.hindrance)
     ln_fixed = ln_steric(lam) + ln_born(z[None, :], radius[None, :], pore_dielectric[:, None], eps_b[:, None], T[:, None])
     prm = BatchParameters(z=z, c_feed=c_feed, flux=flux, thickness=thickness, charge=charge, diff=diff,
-                          kd=kd, kc=kc, ln_phi_fixed=ln_fixed, ln_steric=ln_steric(lam), polarization=options.polarization,
+                          kd=kd, kc=kc, ln_phi_fixed=ln_fixed, ln_steric=ln_steric(lam), excluded=lam >= 1.0,
+                          polarization=options.polarization,
                           RT=GAS_CONSTANT * T)
     if options.polarization == "film":
         prm.film_thickness = np.full(B, options.film_thickness)
@@ -228,12 +229,20 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     B = prm.batch
     target_flux = prm.flux.copy()
     target_p = None if prm.pressure is None else prm.pressure.copy()
-    lnf = np.full(B, np.log(start))
-    dln = np.full(B, -np.log(start) / 6.0)
+    # the zero-flux (equilibrium) solution is close only while convection cannot outrun the
+    # exclusion-limited diffusion: q_i c_b,i / c_pore,i << 1 for every ion (q_i = J_v L / (K_d D_i))
+    q = (target_flux * prm.thickness)[:, None] / (prm.kd * prm.diff)
+    r_ion = q * prm.c_feed / scale
+    if prm.excluded is not None:
+        r_ion = np.where(prm.excluded, 0.0, r_ion)
+    ratio = np.max(r_ion, axis=1)
+    f0 = np.clip(0.05 / np.maximum(ratio, 1e-300), 1e-14, start)
+    lnf = np.log(f0)
+    dln = -lnf / 6.0
     work = prm.take(np.arange(B))
-    work.flux = target_flux * start
+    work.flux = target_flux * f0
     if target_p is not None:
-        work.pressure = target_p * start
+        work.pressure = target_p * f0
     system = DSPMDESystem(work, options.nodes, options.film_nodes, scale)
     x = system.initial_guess(phi0, "equilibrium")
     ok = np.zeros(B, bool)
@@ -415,11 +424,12 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
         return _collect(*out, names, options)
 
     slices = [slice(i, min(i + chunk_size, B)) for i in range(0, B, chunk_size)]
-    if workers > 1 and len(slices) > 1:
-        with ThreadPoolExecutor(workers) as ex:
-            parts = list(ex.map(run, slices))
-    else:
-        parts = [run(s) for s in slices]
+    with single_thread_torch():
+        if workers > 1 and len(slices) > 1:
+            with ThreadPoolExecutor(workers) as ex:
+                parts = list(ex.map(run, slices))
+        else:
+            parts = [run(s) for s in slices]
     result = parts[0] if len(parts) == 1 else _concat(parts)
     result.c_feed = c
     if absent.any():

@@ -43,6 +43,8 @@ import numpy as np
 from . import chebyshev
 from .partitioning import donnan_potential
 
+EXCLUDED_PERMEATE = 1e-30  #: permeate/feed ratio carried for sterically excluded ions (reported as 0)
+
 ActivityFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ImageFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -64,6 +66,7 @@ class BatchParameters:
     kc: np.ndarray                # (B, n)
     ln_phi_fixed: np.ndarray      # (B, n) ln(steric * Born)
     ln_steric: np.ndarray         # (B, n) ln steric part (reporting only)
+    excluded: Optional[np.ndarray] = None         # (B, n) bool: lambda >= 1, the ion cannot enter the pores
     polarization: str = "none"
     film_thickness: Optional[np.ndarray] = None   # (B,) m, "film"
     k_ion: Optional[np.ndarray] = None            # (B, n) m/s, "linear"
@@ -293,6 +296,9 @@ class DSPMDESystem:
         # feed side (log form, linear in ln c and phi):
         #   ln c_i(0+) - ln c_w,i - ln Phi_i - ln g_w,i + ln g_0,i + z_i (phi_0 - phi_w) = 0
         c0, cN = c[:, :, 0], c[:, :, -1]
+        if prm.excluded is not None and prm.excluded.any():
+            c0 = np.where(prm.excluded, 1.0, c0)   # rows replaced in _exclude
+            cN = np.where(prm.excluded, 1.0, cN)
         with np.errstate(divide="ignore", invalid="ignore"):
             l0, lN, lw = np.log(c0), np.log(cN), np.log(cw)
         r0 = rows_u[:, 0]
@@ -365,7 +371,28 @@ class DSPMDESystem:
                 if wcols is not None:
                     J[:, ij, wcols] = (prm.RT / dP)[:, None]
                 J[:, ij, rows_v] = -(prm.RT / dP)[:, None] * cp
+        if prm.excluded is not None and prm.excluded.any():
+            self._exclude(F, J, c, s["v"], rows_u, rows_v)
         return (F, J) if jacobian else F
+
+    def _exclude(self, F, J, c, v, rows_u, rows_v):
+        """Sterically excluded ions (lambda >= 1): no pore concentration, no flux, no permeate.
+
+        Their pore rows become ``c_ik = 0`` and their permeate row fixes ``c_p`` at a
+        negligible ``EXCLUDED_PERMEATE`` times the feed (so that ``ln c_p`` stays finite);
+        they remain in the polarization film, where they accumulate with zero flux.
+        """
+        prm = self.prm
+        for i in np.flatnonzero(prm.excluded.any(axis=0)):
+            b = np.flatnonzero(prm.excluded[:, i])
+            rows = rows_u[i]
+            F[np.ix_(b, rows)] = c[b, i, :] / self.s[b, i, None]
+            F[b, rows_v[i]] = v[b, i] - np.log(EXCLUDED_PERMEATE * prm.c_feed[b, i])
+            if J is not None:
+                allrows = np.append(rows, rows_v[i])
+                J[np.ix_(b, allrows, np.arange(J.shape[2]))] = 0.0
+                J[b[:, None], rows[None, :], rows[None, :]] = 1.0 / self.s[b, i, None]
+                J[b, rows_v[i], rows_v[i]] = 1.0
 
     # ------------------------------------------------------------------ polarization layers
     def _film(self, F, J, s, jv, cp):
@@ -469,6 +496,9 @@ class DSPMDESystem:
                 ratio = np.minimum(prm.flux[:, None] / prm.k_ion, 50.0)
                 c_wall = cp + (prm.c_feed - cp) * np.exp(ratio)
             c_wall = np.maximum(c_wall, 1e-6 * prm.c_feed)
+        if prm.excluded is not None and prm.excluded.any():
+            prof = np.where(prm.excluded[:, :, None], -np.inf, prof)
+            cp = np.where(prm.excluded, EXCLUDED_PERMEATE * prm.c_feed, cp)
         x[:, lay["u"]] = np.exp(prof).reshape(B, -1)
         x[:, lay["p"]] = donnan_phi0[:, None]
         x[:, lay["v"]] = np.log(cp)
