@@ -89,7 +89,8 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
     active = np.arange(B)
     while active.size:
         F, J = evaluate(x[active], active, True)
-        fin = np.all(np.isfinite(F), axis=1) & np.all(np.isfinite(J), axis=(1, 2))
+        # a non-finite Jacobian shows up as a non-finite Newton step below (cheaper than scanning J)
+        fin = np.all(np.isfinite(F), axis=1)
         r = np.where(fin, np.abs(np.where(np.isfinite(F), F, 0.0)).max(axis=1), np.inf)
         res[active] = r
         conv = fin & (r < tol)
@@ -98,14 +99,15 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         over = (it[active] >= max_iter) & ~conv & fin
         reason[active[over]] = "iteration limit"
         keep = ~conv & fin & ~over
-        active, F, J = active[keep], F[keep], J[keep]
+        if not keep.all():
+            active, F, J = active[keep], F[keep], J[keep]
         if active.size == 0:
             break
         fac = _factor(J)
         ok = fac[2]
         dx = _lu_solve(fac, -F)
         ok &= np.all(np.isfinite(dx), axis=1)
-        reason[active[~ok & ~fac[2]]] = "singular Jacobian"
+        reason[active[~ok]] = "singular or non-finite Jacobian"
         # the caps limit the largest damping factor: lam <= 1 / max_j(|dx_j| / cap_j)
         lam_max = 1.0 / np.maximum(np.max(np.abs(np.where(np.isfinite(dx), dx, 0.0)) / caps[None, :], axis=1), 1.0)
         w = wts[active]
