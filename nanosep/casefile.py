@@ -98,6 +98,16 @@ class OperationSpec(_Section):
         return self
 
 
+class ChannelSpec(_Section):
+    """Feed channel whose Sherwood correlation gives k (nanosep.transport.polarization.Channel)."""
+
+    correlation: Literal["leveque", "schock_miquel", "da_costa"] = "schock_miquel"
+    velocity_m_s: PositiveFinite = 0.1
+    height_m: PositiveFinite = 7.9e-4
+    hydraulic_diameter_m: PositiveFinite | None = None
+    length_m: PositiveFinite = 1.0
+
+
 class ModelSpec(_Section):
     """Physics switches of the transport engine (see :class:`nanosep.transport.TransportOptions`)."""
 
@@ -105,13 +115,15 @@ class ModelSpec(_Section):
     image_forces: bool = False
     polarization: Literal["none", "film", "linear"] = "none"
     mass_transfer_m_s: PositiveFinite | None = None
+    channel: ChannelSpec | None = None
     hindrance: Literal["dechadilok_deen", "bungay_brenner"] = "dechadilok_deen"
-    nodes: Annotated[int, Field(ge=2, le=256)] = 16
+    nodes: Annotated[int, Field(ge=2, le=256)] | None = None
 
     @model_validator(mode="after")
     def _polarization_needs_k(self) -> ModelSpec:
-        if self.polarization != "none" and self.mass_transfer_m_s is None:
-            raise ValueError(f"polarization {self.polarization!r} needs mass_transfer_m_s (m/s)")
+        if self.polarization != "none" and (self.mass_transfer_m_s is None) == (self.channel is None):
+            raise ValueError(f"polarization {self.polarization!r} needs exactly one of mass_transfer_m_s (m/s) "
+                             "and channel (a Sherwood correlation)")
         return self
 
 
@@ -200,9 +212,14 @@ class CaseFile(_Section):
         else:
             drive = {"pressure_pa": bar_to_pa(op.pressure_bar)}
         m = self.model
+        from nanosep.transport.polarization import Channel
+
+        extra = {"nodes": m.nodes} if m.nodes is not None else {}
+        use = m.polarization != "none"
+        channel = Channel(**m.channel.model_dump()) if (use and m.channel is not None) else None
         options = TransportOptions(activity=m.activity, image_forces=m.image_forces, polarization=m.polarization,
-                                   mass_transfer_m_s=m.mass_transfer_m_s if m.polarization != "none" else None,
-                                   hindrance=m.hindrance, nodes=m.nodes)
+                                   mass_transfer_m_s=m.mass_transfer_m_s if use else None, channel=channel,
+                                   hindrance=m.hindrance, **extra)
         return EngineInputs(mem, self.feed_mol_m3, drive, options, self._ion_db, self.feed.temperature_K,
                             self._balance_with)
 

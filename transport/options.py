@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from nanosep.errors import InvalidInputError
 
 from .hindrance import HINDRANCE_MODELS
+from .polarization import Channel
 
 ACTIVITY_MODELS = ("ideal", "davies", "pitzer")
 POLARIZATION_MODELS = ("none", "film", "linear")
@@ -36,6 +37,9 @@ class TransportOptions:
     mass_transfer_m_s: mass-transfer coefficient k [m/s] of a solute with
         diffusivity ``reference_diffusivity_m2_s``; film thickness = D_ref / k.
     film_thickness_m: alternative to ``mass_transfer_m_s``.
+    channel: alternative to both: a :class:`~nanosep.transport.polarization.Channel`
+        whose Sherwood correlation gives k at each case's temperature (per ion for
+        the linearized film, for the reference solute for the full film).
     hindrance: "dechadilok_deen" or "bungay_brenner".
     nodes, film_nodes: Chebyshev intervals across the active layer and the film.
     tol: Newton tolerance on the scaled residuals (max norm).
@@ -49,6 +53,7 @@ class TransportOptions:
     polarization: Literal["none", "film", "linear"] = "none"
     mass_transfer_m_s: Optional[float] = None
     film_thickness_m: Optional[float] = None
+    channel: Optional[Channel] = None
     reference_diffusivity_m2_s: float = D_REF_NACL
     hindrance: str = "dechadilok_deen"
     nodes: int = 24
@@ -66,13 +71,13 @@ class TransportOptions:
         if self.image_screening not in ("pore", "bulk"):
             raise InvalidInputError(f"image_screening={self.image_screening!r}: choose 'pore' or 'bulk'")
         if self.polarization != "none":
-            k, d = self.mass_transfer_m_s, self.film_thickness_m
-            if (k is None) == (d is None):
+            k, d, ch = self.mass_transfer_m_s, self.film_thickness_m, self.channel
+            if sum(v is not None for v in (k, d, ch)) != 1:
                 raise InvalidInputError(
-                    f"polarization={self.polarization!r} needs exactly one of mass_transfer_m_s, film_thickness_m "
-                    f"(got {k!r}, {d!r})")
+                    f"polarization={self.polarization!r} needs exactly one of mass_transfer_m_s, film_thickness_m, "
+                    f"channel (got {k!r}, {d!r}, {ch!r})")
             val = k if k is not None else d
-            if not (val > 0 and val < float("inf")):
+            if ch is None and not (val > 0 and val < float("inf")):
                 raise InvalidInputError(f"mass transfer / film thickness must be positive and finite, got {val!r}")
         if not (2 <= self.nodes <= 256) or not (2 <= self.film_nodes <= 256):
             raise InvalidInputError(f"nodes={self.nodes}, film_nodes={self.film_nodes}: must be in [2, 256]")
@@ -85,8 +90,8 @@ class TransportOptions:
 
     @property
     def film_thickness(self) -> Optional[float]:
-        """Film thickness delta [m] (None without polarization)."""
-        if self.polarization == "none":
+        """Film thickness delta [m] (None without polarization or with a ``channel``: per case then)."""
+        if self.polarization == "none" or self.channel is not None:
             return None
         if self.film_thickness_m is not None:
             return self.film_thickness_m
@@ -95,7 +100,7 @@ class TransportOptions:
     @property
     def mass_transfer(self) -> Optional[float]:
         """Mass-transfer coefficient k [m/s] of the reference solute (None without polarization)."""
-        if self.polarization == "none":
+        if self.polarization == "none" or self.channel is not None:
             return None
         if self.mass_transfer_m_s is not None:
             return self.mass_transfer_m_s

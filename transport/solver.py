@@ -27,6 +27,7 @@ from .hindrance import hindrance
 from .newton import newton, single_thread_torch
 from .options import TransportOptions
 from .partitioning import donnan_potential, ln_born, ln_steric
+from .polarization import mass_transfer_coefficient
 from .results import BatchResult
 from .system import BatchParameters, DSPMDESystem
 
@@ -158,7 +159,16 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
                           kd=kd, kc=kc, ln_phi_fixed=ln_fixed, ln_steric=ln_steric(lam), excluded=lam >= 1.0,
                           polarization=options.polarization,
                           RT=GAS_CONSTANT * T)
-    if options.polarization == "film":
+    if options.channel is not None and options.polarization != "none":
+        # Sherwood correlation at each case's temperature
+        d_ref = water.diffusivity_at(options.reference_diffusivity_m2_s, T)
+        k_ref = mass_transfer_coefficient(options.channel, d_ref, T)
+        if options.polarization == "film":
+            prm.film_thickness = d_ref / k_ref
+        else:
+            prm.k_ion = mass_transfer_coefficient(options.channel, diff, T[:, None])
+            prm.delta_ref = d_ref / k_ref
+    elif options.polarization == "film":
         prm.film_thickness = np.full(B, options.film_thickness)
     elif options.polarization == "linear":
         k = options.mass_transfer
