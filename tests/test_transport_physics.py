@@ -239,3 +239,16 @@ def test_hindrance_is_monotone_up_to_exclusion(model):
     kd, kc = hindrance(lam, model)
     assert (kd > 0).all() and np.all(np.diff(kd) < 0)
     assert kd[0] == pytest.approx(1.0, abs=0.05) and kd[-1] < 1e-3
+
+
+def test_excluded_ion_accumulates_in_the_film_with_zero_flux():
+    """lambda >= 1: no pore concentration, no permeate; in the film it piles up as exp(J_v delta / D)."""
+    m = Membrane(0.3e-9, 1e-6, 40.0, -20.0)  # Mg+2 (0.348 nm) cannot enter
+    k = 2e-5
+    res = solve(m, {"Na+": 10.0, "Mg+2": 5.0, "Cl-": 20.0}, flux_m_s=[5e-6, 1e-5],
+                options=TransportOptions(polarization="film", mass_transfer_m_s=k))
+    mg = 1
+    assert (res.c_perm[:, mg] == 0).all() and (res.rejection_observed[:, mg] == 1.0).all()
+    assert np.abs(res.c_layer[:, mg, :]).max() == 0.0
+    assert (res.c_wall[:, mg] > res.c_feed[:, mg]).all()
+    assert np.all(np.diff(res.c_wall[:, mg]) > 0)
