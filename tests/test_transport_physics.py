@@ -252,3 +252,17 @@ def test_excluded_ion_accumulates_in_the_film_with_zero_flux():
     assert np.abs(res.c_layer[:, mg, :]).max() == 0.0
     assert (res.c_wall[:, mg] > res.c_feed[:, mg]).all()
     assert np.all(np.diff(res.c_wall[:, mg]) > 0)
+
+
+def test_no_permeable_counter_ion_gives_pure_water_permeate():
+    """If no present cation fits into the pores, no salt can cross: every charged species is rejected."""
+    m = Membrane(0.33e-9, 1e-6, 40.0, -300.0)   # Mg+2 (0.348 nm) is the only cation
+    res = solve_batch(["Na+", "Mg+2", "Cl-", "glycerol"], np.array([[0.0, 5.0, 10.0, 1.0], [10.0, 5.0, 20.0, 1.0]]),
+                      flux_m_s=1e-5, pore_radius_m=m.pore_radius_m, thickness_m=m.thickness_m,
+                      pore_dielectric=m.pore_dielectric, charge_density_mol_m3=m.charge_density_mol_m3)
+    assert res.converged.all()
+    assert (res.rejection[0, 1:3] == 1.0).all() and "pure-water" in res.reason[0]
+    # the neutral solute still follows the closed-form hindered-pore model
+    assert res.rejection[0, 3] == pytest.approx(_shp("glycerol", 0.33e-9, 1e-6, np.array([1e-5]))[0], abs=1e-12)
+    # with Na+ present the salt passes and the case is solved by the full model
+    assert res.reason[1] == "" and res.rejection[1, 0] < 1.0

@@ -427,20 +427,36 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
         raise InvalidInputError(f"charged membrane (X={X[X != 0][0]!r} mol/m3) with only neutral solutes {names}: "
                                 "the pore cannot be electroneutral")
 
-    def run(sl):
-        prm = build_parameters(names, z, radius, d25, c_eff[sl], flux0[sl], rp[sl], L[sl], eps[sl], X[sl], T[sl],
-                               options, None if P is None else P[sl])
+    # a case where no present cation (or no present anion) fits into the pores cannot pass salt:
+    # the pore problem has no electroneutral solution and the permeate is pure water for every
+    # charged species (neutral solutes follow the closed-form steric hindered-pore model)
+    present = c > 0
+    fits = present & (radius[None, :] < rp[:, None])
+    blocked = (np.any(present & (z > 0), axis=1) & ~np.any(fits & (z > 0), axis=1)) | \
+              (np.any(present & (z < 0), axis=1) & ~np.any(fits & (z < 0), axis=1))
+    solve_idx = np.flatnonzero(~blocked)
+
+    def run(idx):
+        prm = build_parameters(names, z, radius, d25, c_eff[idx], flux0[idx], rp[idx], L[idx], eps[idx], X[idx],
+                               T[idx], options, None if P is None else P[idx])
         out = _solve_chunk(prm, options)
         return _collect(*out, names, options)
 
-    slices = [slice(i, min(i + chunk_size, B)) for i in range(0, B, chunk_size)]
+    chunks = [solve_idx[i:i + chunk_size] for i in range(0, solve_idx.size, chunk_size)]
     with single_thread_torch():
-        if workers > 1 and len(slices) > 1:
+        if workers > 1 and len(chunks) > 1:
             with ThreadPoolExecutor(workers) as ex:
-                parts = list(ex.map(run, slices))
+                parts = list(ex.map(run, chunks))
         else:
-            parts = [run(s) for s in slices]
-    result = parts[0] if len(parts) == 1 else _concat(parts)
+            parts = [run(ch) for ch in chunks]
+    if blocked.any():
+        parts.append(_pure_water_permeate(np.flatnonzero(blocked), names, z, radius, d25, c, flux0, rp, L, T, P,
+                                          options))
+        result = _concat(parts)
+        order = np.argsort(np.concatenate([solve_idx, np.flatnonzero(blocked)]))
+        result = _take(result, order)
+    else:
+        result = parts[0] if len(parts) == 1 else _concat(parts)
     result.c_feed = c
     if absent.any():
         for arr in (result.c_perm, result.c_wall):
@@ -469,6 +485,52 @@ def _rebalance_trace(c, z, absent):
     return c
 
 
+def _pure_water_permeate(idx, names, z, radius, d25, c, flux, rp, L, T, P, options) -> BatchResult:
+    """Cases in which salt cannot pass: charged permeate 0, neutral solutes by eq. D.8 (no polarization)."""
+    from .shp import shp_rejection
+
+    n, k, M = len(names), idx.size, options.nodes + 1
+    cf = c[idx]
+    jv = flux[idx].copy()
+    if P is not None:  # Hagen-Poiseuille with the full osmotic pressure of the rejected salt
+        jv = rp[idx] ** 2 * (P[idx] - GAS_CONSTANT * T[idx] * cf[:, z != 0].sum(1)) / (
+            8.0 * water.viscosity(T[idx]) * L[idx])
+        jv = np.maximum(jv, 0.0)
+    cp = np.zeros((k, n))
+    for i in np.flatnonzero(z == 0):
+        rej = shp_rejection(radius[i], water.diffusivity_at(d25[i], T[idx]), rp[idx], L[idx], np.maximum(jv, 1e-300),
+                            options.hindrance)
+        cp[:, i] = cf[:, i] * (1.0 - rej)
+    nan = np.full((k, n), np.nan)
+    part = {key: nan.copy() for key in ("steric", "born", "image", "donnan", "activity", "total")}
+    return BatchResult(
+        ions=tuple(names), charges=z, flux_m_s=jv, converged=np.ones(k, bool), iterations=np.zeros(k, int),
+        residual=np.zeros(k), reason=np.full(k, "pure-water permeate: no cation/anion pair fits into the pores",
+                                              dtype=object),
+        c_feed=cf, c_wall=cf.copy(), c_perm=cp, ion_flux=jv[:, None] * cp, partition_feed=part,
+        partition_perm={key: v.copy() for key, v in part.items()}, donnan_feed_V=np.full(k, np.nan),
+        donnan_perm_V=np.full(k, np.nan), flux_split=np.full((k, n, 3), np.nan), x=chebyshev.nodes(options.nodes),
+        thickness_m=L[idx], c_layer=np.full((k, n, M), np.nan), phi_layer=np.full((k, M), np.nan),
+        y_film=chebyshev.nodes(options.film_nodes) if options.polarization == "film" else None,
+        c_film=np.full((k, n, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
+        phi_film=np.full((k, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
+        continuation_steps=np.zeros(k, int), solution=None, meta={"options": options})
+
+
+def _take(r: BatchResult, order: np.ndarray) -> BatchResult:
+    """Reorder the cases of a result."""
+    out = {}
+    for name in r.__dataclass_fields__:
+        v = getattr(r, name)
+        if name in ("ions", "charges", "x", "y_film", "meta") or v is None:
+            out[name] = v
+        elif isinstance(v, dict):
+            out[name] = {k: a[order] for k, a in v.items()}
+        else:
+            out[name] = v[order]
+    return BatchResult(**out)
+
+
 def _concat(parts: list[BatchResult]) -> BatchResult:
     first = parts[0]
     out = {}
@@ -478,6 +540,9 @@ def _concat(parts: list[BatchResult]) -> BatchResult:
             out[name] = v
         elif isinstance(v, dict):
             out[name] = {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in v}
+        elif name == "solution":
+            sols = [getattr(p, name) for p in parts]
+            out[name] = np.concatenate(sols) if all(x is not None for x in sols) else None
         elif isinstance(v, np.ndarray):
             out[name] = np.concatenate([getattr(p, name) for p in parts])
         else:
