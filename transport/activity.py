@@ -88,9 +88,13 @@ class ActivityModelBase:
         self.ions: tuple[str, ...] = tuple(ions)
         self.charges: np.ndarray = np.array(z, dtype=int)
         self.charges.setflags(write=False)
-        self.T: float = float(T)
-        self.rho_w: float = float(water.density(self.T))  # also validates T
-        self.A_phi: float = float(water.debye_huckel_aphi(self.T))
+        # a scalar T gives float parameters (also for Pyomo expressions); an array T of shape (B,)
+        # gives per-case parameters that broadcast over a leading batch axis of concentrations (B, n)
+        self.T = float(T) if np.ndim(T) == 0 else np.asarray(T, dtype=float)
+        self.rho_w = water.density(self.T)  # also validates T
+        self.A_phi = water.debye_huckel_aphi(self.T)
+        if np.ndim(self.T) == 0:
+            self.rho_w, self.A_phi = float(self.rho_w), float(self.A_phi)
 
     # --- subclass hooks -------------------------------------------------
     def _ln_gamma_terms(self, m: list[Any], ops: Any) -> list[Any]:
@@ -102,7 +106,9 @@ class ActivityModelBase:
     # --- helpers ----------------------------------------------------------
     def _molality(self, c: Any) -> Any:
         """mol m-3 -> mol kg-1 (arrays or Pyomo expressions); the only unit conversion here."""
-        return water.molality_from_concentration(c, self.T)
+        if np.ndim(self.T) == 0:
+            return water.molality_from_concentration(c, self.T)
+        return c / self.rho_w[:, None]   # same dilute approximation, per case
 
     def _ionic_strength(self, m: list[Any], ops: Any) -> Any:
         terms = [0.5 * zi * zi * mi for zi, mi in zip(self.charges.tolist(), m) if zi != 0]
@@ -136,9 +142,10 @@ class ActivityModelBase:
         """ln gamma and its exact Jacobian ``J[..., i, j] = d ln gamma_i / d c_j`` [m3 mol-1]."""
         a = self._as_batch(c, "concentrations").astype(float)
         n = a.shape[-1]
-        probe = a[..., None, :] + (1j * _COMPLEX_STEP) * np.eye(n)
-        out = self.ln_gamma(probe)  # out[..., j, i] = ln gamma_i(c + i h e_j)
-        return out[..., 0, :].real.copy(), np.swapaxes(out.imag / _COMPLEX_STEP, -1, -2)
+        # probe directions on a leading axis so that per-case parameters (B,) still broadcast
+        probe = a[None, ...] + (1j * _COMPLEX_STEP) * np.eye(n).reshape((n,) + (1,) * (a.ndim - 1) + (n,))
+        out = self.ln_gamma(probe)  # out[j, ..., i] = ln gamma_i(c + i h e_j)
+        return out[0].real.copy(), np.moveaxis(out.imag / _COMPLEX_STEP, 0, -1)
 
     def osmotic_coefficient_molal(self, m: Any) -> np.ndarray:
         """Practical osmotic coefficient for molalities ``m`` [mol kg-1], shape ``(...)``."""

@@ -55,6 +55,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from nanosep.transport.activity import ActivityModelBase
 from nanosep.transport.mathops import polyval
 
@@ -164,7 +166,7 @@ def phreeqc_temperature_function(coeffs: Sequence[float], T: float, Tr: float = 
     return (
         a[0]
         + a[1] * (1.0 / T - 1.0 / Tr)
-        + a[2] * math.log(T / Tr)
+        + a[2] * (math.log(T / Tr) if np.ndim(T) == 0 else np.log(T / Tr))
         + a[3] * (T - Tr)
         + a[4] * (T * T - Tr * Tr)
         + a[5] * (1.0 / (T * T) - 1.0 / (Tr * Tr))
@@ -320,8 +322,8 @@ class PitzerActivity(ActivityModelBase):
         super().__init__(ions, charges, T)
         self.parameters = _resolve_parameters(parameters)
         p = self.parameters
-        if p.reference_T_only and abs(self.T - T_REF) > 0.01:
-            log.warning("Pitzer parameter set %r has 25 C values only; used unchanged at T = %.2f K", p.label, self.T)
+        if p.reference_T_only and np.any(np.abs(np.asarray(self.T) - T_REF) > 0.01):
+            log.warning("Pitzer parameter set %r has 25 C values only; used unchanged at T = %s K", p.label, self.T)
         keys = []
         for name in self.ions:
             try:
@@ -379,7 +381,7 @@ class PitzerActivity(ActivityModelBase):
         for c, a, b0, b1, b2, a1, a2, C in self._ca:
             B, Bp, Bphi = b0, 0.0, b0
             for beta, alpha in ((b1, a1), (b2, a2)):
-                if beta != 0.0:
+                if np.any(beta != 0.0):
                     x = alpha * sI
                     B = B + beta * pitzer_g(x, ops)
                     Bp = Bp + beta * pitzer_gprime(x, ops) / I

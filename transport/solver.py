@@ -111,32 +111,23 @@ class _ImageFn:
 
 
 class _ActivityFn:
-    """Batched activity coefficients ``c -> (ln gamma, d ln gamma / d c)`` with per-case T."""
+    """Batched activity coefficients ``c -> (ln gamma, d ln gamma / d c)`` with per-case T.
+
+    One model serves the batch: with a single temperature its parameters are
+    scalars, otherwise arrays over the cases (the activity models broadcast them).
+    """
 
     def __init__(self, kind: str, ions: Sequence[str], T: np.ndarray):
         from .activity import make_activity_model
-        self.kind, self.ions, self.T = kind, tuple(ions), T
-        self._models = {}
-        self._groups = []
-        for t in np.unique(T):
-            idx = np.flatnonzero(T == t)
-            self._groups.append(idx)
-            self._models[float(t)] = make_activity_model(kind, list(ions), T=float(t))
+        self.kind, self.ions, self.T = kind, tuple(ions), np.asarray(T, dtype=float)
+        uniform = bool(np.all(self.T == self.T[0]))
+        self.model = make_activity_model(kind, list(ions), T=float(self.T[0]) if uniform else self.T)
 
     def __call__(self, c):
-        if len(self._groups) == 1:
-            return self._models[float(self.T[0])].ln_gamma_and_jacobian(c)
-        lng = np.empty_like(c)
-        jac = np.empty(c.shape + (c.shape[-1],))
-        for idx in self._groups:
-            lng[idx], jac[idx] = self._models[float(self.T[idx[0]])].ln_gamma_and_jacobian(c[idx])
-        return lng, jac
+        return self.model.ln_gamma_and_jacobian(c)
 
     def take(self, idx):
-        new = object.__new__(_ActivityFn)
-        new.kind, new.ions, new.T, new._models = self.kind, self.ions, self.T[idx], self._models
-        new._groups = [np.flatnonzero(new.T == t) for t in np.unique(new.T)]
-        return new
+        return _ActivityFn(self.kind, self.ions, self.T[idx])
 
 
 def ion_scale(prm: BatchParameters, phi0: np.ndarray) -> np.ndarray:
