@@ -26,15 +26,8 @@ Tolerances, from the measured figures (benchmarks/README.md, peer_watertap secti
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_ROOT = str(Path(__file__).resolve().parents[1])  # benchmarks/ is not an installed package
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 

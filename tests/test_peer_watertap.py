@@ -8,14 +8,8 @@ concentration polarisation, on cyipopt. Cross-model agreement is checked elsewhe
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-_ROOT = str(Path(__file__).resolve().parents[1])  # benchmarks/ is not an installed package
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
