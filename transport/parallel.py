@@ -94,14 +94,13 @@ from nanosep.errors import ConvergenceError, InvalidInputError
 from nanosep.ions import IonDatabase
 
 from .options import TransportOptions
-from .results import BatchResult
+from .results import BatchResult, SHARED_FIELDS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SHARED_FIELDS", "concat_results", "solve_batch_parallel"]
 
 #: BatchResult fields that are the same for every case (not stacked by :func:`concat_results`).
-SHARED_FIELDS = ("ions", "charges", "x", "y_film", "meta")
 #: Environment variables set to 1 in worker processes.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Per-case parameters of solve_batch (scalar or one entry per case).
@@ -125,24 +124,10 @@ def concat_results(parts: Sequence[BatchResult]) -> BatchResult:
     parts = list(parts)
     if not parts:
         raise InvalidInputError("concat_results needs at least one BatchResult")
-    first = parts[0]
-    if len(parts) == 1:
-        return first
-    for p in parts[1:]:
-        if tuple(p.ions) != tuple(first.ions):
-            raise InvalidInputError(f"cannot concatenate results for ions {first.ions} and {p.ions}")
-    out = {}
-    for f in fields(first):
-        v = getattr(first, f.name)
-        if f.name in SHARED_FIELDS or v is None:
-            out[f.name] = v
-        elif isinstance(v, dict):
-            out[f.name] = {k: np.concatenate([getattr(p, f.name)[k] for p in parts]) for k in v}
-        elif isinstance(v, np.ndarray):
-            out[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
-        else:
-            out[f.name] = v
-    return BatchResult(**out)
+    try:
+        return BatchResult.concat(parts)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 @dataclass

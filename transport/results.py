@@ -10,6 +10,8 @@ import pandas as pd
 from nanosep.units import m_s_to_lmh
 
 PARTITION_KEYS = ("steric", "born", "image", "donnan", "activity", "total")
+#: fields shared by all cases of a batch (not indexed by case)
+SHARED_FIELDS = ("ions", "charges", "x", "y_film", "meta")
 FLUX_PARTS = ("diffusion", "convection", "migration")
 
 
@@ -87,6 +89,40 @@ class BatchResult:
         for j, part in enumerate(FLUX_PARTS):
             rows[f"{part}_flux_mol_m2_s"] = self.flux_split[:, :, j].ravel()
         return pd.DataFrame(rows)
+
+    def take(self, idx) -> "BatchResult":
+        """The cases ``idx`` (indices or boolean mask), in that order."""
+        return self._map_cases(lambda name, get: get(self)[idx])
+
+    @classmethod
+    def concat(cls, parts: list["BatchResult"]) -> "BatchResult":
+        """Stack results along the case axis (the ion lists must agree)."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        for p in parts[1:]:
+            if tuple(p.ions) != tuple(parts[0].ions):
+                raise ValueError(f"cannot concatenate results for ions {parts[0].ions} and {p.ions}")
+
+        def stack(name, get):
+            vals = [get(p) for p in parts]
+            return None if any(v is None for v in vals) else np.concatenate(vals)
+        return parts[0]._map_cases(stack)
+
+    def _map_cases(self, fn) -> "BatchResult":
+        """Apply ``fn(name, getter)`` to every per-case array (also inside dict fields)."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            if name in SHARED_FIELDS or v is None:
+                out[name] = v
+            elif isinstance(v, dict):
+                out[name] = {k: fn(name, lambda r, n=name, k=k: getattr(r, n)[k]) for k in v}
+            elif isinstance(v, np.ndarray):
+                out[name] = fn(name, lambda r, n=name: getattr(r, n))
+            else:
+                out[name] = v
+        return BatchResult(**out)
 
     def case(self, b: int) -> "CaseResult":
         """A per-case view."""

@@ -443,11 +443,11 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     if blocked.any():
         parts.append(_pure_water_permeate(np.flatnonzero(blocked), names, z, radius, d25, c, flux0, rp, L, T, P,
                                           options))
-        result = _concat(parts)
+        result = BatchResult.concat(parts)
         order = np.argsort(np.concatenate([solve_idx, np.flatnonzero(blocked)]))
-        result = _take(result, order)
+        result = result.take(order)
     else:
-        result = parts[0] if len(parts) == 1 else _concat(parts)
+        result = BatchResult.concat(parts)
     result.c_feed = c
     if absent.any():
         for arr in (result.c_perm, result.c_wall):
@@ -506,39 +506,6 @@ def _pure_water_permeate(idx, names, z, radius, d25, c, flux, rp, L, T, P, optio
         c_film=np.full((k, n, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
         phi_film=np.full((k, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
         continuation_steps=np.zeros(k, int), solution=None, meta={"options": options})
-
-
-def _take(r: BatchResult, order: np.ndarray) -> BatchResult:
-    """Reorder the cases of a result."""
-    out = {}
-    for name in r.__dataclass_fields__:
-        v = getattr(r, name)
-        if name in ("ions", "charges", "x", "y_film", "meta") or v is None:
-            out[name] = v
-        elif isinstance(v, dict):
-            out[name] = {k: a[order] for k, a in v.items()}
-        else:
-            out[name] = v[order]
-    return BatchResult(**out)
-
-
-def _concat(parts: list[BatchResult]) -> BatchResult:
-    first = parts[0]
-    out = {}
-    for name in first.__dataclass_fields__:
-        v = getattr(first, name)
-        if name in ("ions", "charges", "x", "y_film", "meta"):
-            out[name] = v
-        elif isinstance(v, dict):
-            out[name] = {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in v}
-        elif name == "solution":
-            sols = [getattr(p, name) for p in parts]
-            out[name] = np.concatenate(sols) if all(x is not None for x in sols) else None
-        elif isinstance(v, np.ndarray):
-            out[name] = np.concatenate([getattr(p, name) for p in parts])
-        else:
-            out[name] = v
-    return BatchResult(**out)
 
 
 def solve(membrane, feed_mol_m3: dict, *, flux_m_s=None, pressure_pa=None, temperature_K: float = 298.15,
