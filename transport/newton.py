@@ -25,8 +25,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-import os
-_DEBUG = bool(os.environ.get("NANOSEP_NEWTON_DEBUG"))
 EvalFn = Callable[[np.ndarray, np.ndarray, bool], object]
 
 
@@ -115,8 +113,6 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         # error-oriented convergence (NLEQ-ERR): the Newton correction estimates the error of x;
         # when it is negligible in the scaled norm the residual is at its round-off floor
         floor = ok & (ndx < 1e-10) & (r[keep] < 1e-6)
-        if _DEBUG:
-            print("newton it", it[active][:3], "r", r[keep][:3], "ndx", ndx[:3], "lam_max", lam_max[:3])
         if floor.any():
             done[active[floor]] = True
             ok &= ~floor
