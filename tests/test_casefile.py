@@ -2,12 +2,12 @@
 input is rejected with a message that names the file, the field path and the value."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from casetools import edited
 import yaml
 
 from nanosep.casefile import EN_RTOL, case_from_dict, load_case
@@ -26,17 +26,7 @@ BASE = {
 
 def _edit(**changes):
     """BASE with dotted-path changes; a value of None deletes the key."""
-    data = copy.deepcopy(BASE)
-    for dotted, value in changes.items():
-        *head, last = dotted.split("__")
-        node = data
-        for key in head:
-            node = node.setdefault(key, {})
-        if value is None:
-            node.pop(last)
-        else:
-            node[last] = value
-    return data
+    return edited(BASE, changes)
 
 
 # (changes, substrings the message must contain); "__" separates path levels

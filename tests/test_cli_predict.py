@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from casetools import edited
 import yaml
 from typer.testing import CliRunner
 
@@ -85,17 +86,7 @@ def test_table_output_and_csv(tmp_path, direct):
 
 
 def _bad(edits: dict) -> dict:
-    data = copy.deepcopy(CASE)
-    for dotted, value in edits.items():
-        *head, last = dotted.split("__")
-        node = data
-        for key in head:
-            node = node[key]
-        if value is None:
-            node.pop(last)
-        else:
-            node[last] = value
-    return data
+    return edited(CASE, edits)
 
 
 BAD = {
