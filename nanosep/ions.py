@@ -128,20 +128,26 @@ def _load_ions() -> dict[str, Ion]:
         name = new_ion_name(row["ion"], z)
         formula, _ = split_ion_name(name)
         d = float(row["D_inf_CRC_m2_per_s"])
-        out[name] = Ion(
-            name=name,
-            charge=z,
-            stokes_radius_m=stokes_einstein_radius_m(d),
-            diffusivity_m2_s=d,
-            molar_mass_kg_mol=molar_mass_kg_mol(formula),
-            sources={
-                "charge": "definition (data/ion_properties_25C.csv)",
-                "diffusivity_m2_s": SRC_D_ION,
-                "stokes_radius_m": SRC_R,
-                "molar_mass_kg_mol": SRC_M + f", formula {formula}",
-            },
-        )
+        out[name] = _tabulated_ion(name, z, d, formula, "definition (data/ion_properties_25C.csv)", SRC_D_ION)
     return out
+
+
+def _tabulated_ion(name: str, charge: int, d_m2_s: float, formula: str, charge_source: str,
+                   d_source: str) -> Ion:
+    """An :class:`Ion` from a tabulated 25 C diffusivity: Stokes-Einstein radius, formula mass."""
+    return Ion(
+        name=name,
+        charge=charge,
+        stokes_radius_m=stokes_einstein_radius_m(d_m2_s),
+        diffusivity_m2_s=d_m2_s,
+        molar_mass_kg_mol=molar_mass_kg_mol(formula),
+        sources={
+            "charge": charge_source,
+            "diffusivity_m2_s": d_source,
+            "stokes_radius_m": SRC_R,
+            "molar_mass_kg_mol": SRC_M + f", formula {formula}",
+        },
+    )
 
 
 def _load_neutrals() -> dict[str, Ion]:
@@ -167,19 +173,7 @@ def _load_neutrals() -> dict[str, Ion]:
             src = f"{r['source']} (data/{NEUTRAL_TABLE}, T = {t} K)"
             if not at25:
                 src += "; scaled to 298.15 K by Stokes-Einstein with IAPWS-2008 water viscosity"
-        out[name] = Ion(
-            name=name,
-            charge=0,
-            stokes_radius_m=stokes_einstein_radius_m(d),
-            diffusivity_m2_s=d,
-            molar_mass_kg_mol=molar_mass_kg_mol(item["formula"]),
-            sources={
-                "charge": "neutral solute",
-                "diffusivity_m2_s": src,
-                "stokes_radius_m": SRC_R,
-                "molar_mass_kg_mol": SRC_M + f", formula {item['formula']}",
-            },
-        )
+        out[name] = _tabulated_ion(name, 0, d, item["formula"], "neutral solute", src)
     return out
 
 
