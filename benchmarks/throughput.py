@@ -72,6 +72,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=60.0,
                     help="skip a (batch, workers) point whose projected time exceeds this many seconds (default 60)")
     ap.add_argument("--out", default="throughput", help="output stem in results/benchmarks/")
+    ap.add_argument("--coarse-grids", type=int, default=None,
+                    help="TransportOptions.coarse_grids for every config (default: the engine's; 0 = no "
+                         "coarse-grid start, for before/after ratios in one session)")
     a = ap.parse_args(argv)
 
     sizes = a.batch_sizes or ([1, 10, 100, 1000] if a.quick else [1, 10, 100, 1000, 4000])
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
     rows, latency = [], {}
 
     for cname in a.configs:
-        opt = CONFIGS[cname]
+        opt = CONFIGS[cname] if a.coarse_grids is None else CONFIGS[cname].with_(coarse_grids=a.coarse_grids)
         run(batch, 1, opt, 1)                      # warm-up (imports, torch init)
         times = [run(batch, 1, opt, 1)[0] for _ in range(nlat)]
         latency[cname] = 1e3 * statistics.median(times)

@@ -61,3 +61,25 @@ def cc_weights(n_intervals: int) -> np.ndarray:
     w = 0.5 * w  # [-1, 1] -> [0, 1]
     w.setflags(write=False)
     return w
+
+
+@lru_cache(maxsize=64)
+def interp_matrix(n_from: int, n_to: int) -> np.ndarray:
+    """Matrix P (n_to + 1, n_from + 1): values on :func:`nodes` (n_from) -> the interpolant on nodes (n_to).
+
+    Barycentric formula with the Chebyshev-Gauss-Lobatto weights (-1)^j delta_j,
+    delta = 1/2 at the end points (Berrut & Trefethen, SIAM Rev. 46, 2004, eq. 5.2).
+    """
+    xf, xt = nodes(n_from), nodes(n_to)
+    w = (-1.0) ** np.arange(n_from + 1)
+    w[0] *= 0.5
+    w[-1] *= 0.5
+    diff = xt[:, None] - xf[None, :]
+    exact = diff == 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = w[None, :] / diff
+        P = terms / terms.sum(axis=1, keepdims=True)
+    rows = exact.any(axis=1)
+    P[rows] = exact[rows].astype(float)
+    P.setflags(write=False)
+    return P

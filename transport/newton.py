@@ -12,7 +12,9 @@ scaled so that no potential-like unknown moves by more than its cap.  The batche
 LU factorizations come from :func:`torch.linalg.lu_factor` (LAPACK ``getrf``),
 which is reused for the simplified corrections.
 
-Convergence: ``||F||_inf < tol`` on the (dimensionless, scaled) residuals, or, for
+Convergence: ``||F||_inf < tol`` on the (dimensionless, scaled) residuals (tested
+on the residual of the accepted trial point, so a converged case costs no further
+Jacobian), or, for
 ill-conditioned cases whose residual stalls at round-off, a scaled Newton correction
 below 1e-10 (the error estimate of error-oriented Newton methods) with ``||F||_inf < 1e-6``; and when no damped step can improve an iterate whose
 correction is below 1e-6, it is converged to the attainable precision (``||F||_inf < 1e-3``).
@@ -115,6 +117,7 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         floor = ok & (ndx < 1e-10) & (r[keep] < 1e-6)
         if floor.any():
             done[active[floor]] = True
+            x[active[floor]] += dx[floor]          # the (negligible) correction is at hand: take it
             ok &= ~floor
         a = np.minimum(1.0, 2.0 * damp[active])      # optimistic restart from the last damping
         accepted = ~ok                               # singular / finished ones leave the loop below
@@ -133,6 +136,15 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
             acc = good & (nbar <= (1.0 - lam / 4.0) * ndx[pend]) | (ndx[pend] < 1e-13)
             xa[pend[acc]] = trial[acc]
             accepted[pend[acc]] = True
+            # the residual at the accepted point is at hand: converged ones need no further evaluation
+            rt = np.where(good, np.abs(np.where(np.isfinite(Ft), Ft, 0.0)).max(axis=1), np.inf)
+            fin_conv = acc & (rt < tol)
+            if fin_conv.any():
+                # NLEQ-ERR's final update x* = x + dxbar: the simplified correction is already at hand
+                xa[pend[fin_conv]] = trial[fin_conv] + dbar[fin_conv]
+                done[active[pend[fin_conv]]] = True
+                res[active[pend[fin_conv]]] = rt[fin_conv]
+                ok[pend[fin_conv]] = False
             rej = pend[~acc]
             a[rej] *= 0.5
             # precision limit: no damped step improves an iterate whose correction is already

@@ -43,6 +43,12 @@ class TransportOptions:
     hindrance: "dechadilok_deen" or "bungay_brenner".
     nodes, film_nodes: Chebyshev intervals across the active layer and the film.
     tol: Newton tolerance on the scaled residuals (max norm).
+    max_iter: Newton iteration limit per solve.
+    coarse_grids: number of coarser grids (each with half the nodes of the next, at least 6
+        layer / 4 film intervals) solved first, coarsest first; each converged solution,
+        interpolated, starts Newton on the next grid.  0 solves on ``nodes`` directly.  The
+        result is the solution on ``nodes``/``film_nodes`` either way (same equations and
+        convergence test), only cheaper.
     """
 
     activity: Literal["ideal", "davies", "pitzer"] = "ideal"
@@ -60,6 +66,7 @@ class TransportOptions:
     film_nodes: int = 16
     tol: float = 1e-11
     max_iter: int = 60
+    coarse_grids: int = 2
 
     def __post_init__(self) -> None:
         if self.activity not in ACTIVITY_MODELS:
@@ -81,6 +88,8 @@ class TransportOptions:
                 raise InvalidInputError(f"mass transfer / film thickness must be positive and finite, got {val!r}")
         if not (2 <= self.nodes <= 256) or not (2 <= self.film_nodes <= 256):
             raise InvalidInputError(f"nodes={self.nodes}, film_nodes={self.film_nodes}: must be in [2, 256]")
+        if not (isinstance(self.coarse_grids, int) and 0 <= self.coarse_grids <= 4):
+            raise InvalidInputError(f"coarse_grids={self.coarse_grids!r}: must be an integer in [0, 4]")
         if not self.matrix_dielectric > 0:
             raise InvalidInputError(f"matrix_dielectric={self.matrix_dielectric!r} must be > 0")
 

@@ -51,7 +51,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -62,7 +62,13 @@ from nanosep.transport.mathops import polyval
 
 from nanosep.constants import T_REF
 from nanosep.errors import InvalidInputError, UnknownIonError
-from nanosep.names import canonical_ion_name, split_ion_name
+from nanosep.names import canonical_ion_name as _canonical_ion_name
+from nanosep.names import split_ion_name as _split_ion_name
+
+# pure functions of a name, called for every pair each time a model is built (the engine builds
+# one per subset of cases): memoized
+canonical_ion_name = lru_cache(maxsize=4096)(_canonical_ion_name)
+split_ion_name = lru_cache(maxsize=4096)(_split_ion_name)
 
 log = logging.getLogger(__name__)
 

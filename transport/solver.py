@@ -2,9 +2,13 @@
 
 ``solve_batch`` takes arrays (one entry per case), builds the spectral collocation
 system of :mod:`.system` and solves it with the batched Newton method of
-:mod:`.newton`.  Cases that fail from the direct initial guess are re-solved by
-continuation in the water flux (or applied pressure) from the exact zero-flux
-(Donnan equilibrium) solution.  Nothing is silently dropped: a case that still
+:mod:`.newton`.  The solve starts on coarse grids (``options.coarse_grids``, each
+with half the nodes of the next): Newton on the coarsest grid from the closed-form
+guess, then on each finer grid from the interpolant of the coarser solution, so
+that the full grid typically needs one Newton iteration; the answer is always the
+full grid's.  On every grid, cases that fail from their starting point are
+re-solved by continuation in the water flux (or applied pressure) from the exact
+zero-flux (Donnan equilibrium) solution.  Nothing is silently dropped: a case that still
 fails is returned with ``converged = False`` and its reason, or raises
 :class:`~nanosep.errors.ConvergenceError` naming its inputs if ``strict``.
 """
@@ -117,17 +121,22 @@ class _ActivityFn:
     scalars, otherwise arrays over the cases (the activity models broadcast them).
     """
 
-    def __init__(self, kind: str, ions: Sequence[str], T: np.ndarray):
+    def __init__(self, kind: str, ions: Sequence[str], T: np.ndarray, charges: Optional[Sequence[int]] = None):
         from .activity import make_activity_model
         self.kind, self.ions, self.T = kind, tuple(ions), np.asarray(T, dtype=float)
+        self.charges = None if charges is None else [int(q) for q in charges]
         uniform = bool(np.all(self.T == self.T[0]))
-        self.model = make_activity_model(kind, list(ions), T=float(self.T[0]) if uniform else self.T)
+        self.model = make_activity_model(kind, list(ions), self.charges, T=float(self.T[0]) if uniform else self.T)
 
     def __call__(self, c):
         return self.model.ln_gamma_and_jacobian(c)
 
+    def values(self, c):
+        """ln gamma only (no Jacobian), for residual-only evaluations."""
+        return self.model.ln_gamma(c)
+
     def take(self, idx):
-        return _ActivityFn(self.kind, self.ions, self.T[idx])
+        return _ActivityFn(self.kind, self.ions, self.T[idx], self.charges)
 
 
 def ion_scale(prm: BatchParameters, phi0: np.ndarray) -> np.ndarray:
@@ -166,7 +175,7 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
         prm.k_ion = k * (diff / options.reference_diffusivity_m2_s) ** (2.0 / 3.0)
         prm.delta_ref = np.full(B, options.reference_diffusivity_m2_s / k)
     if options.activity != "ideal":
-        prm.activity = _ActivityFn(options.activity, ions, T)
+        prm.activity = _ActivityFn(options.activity, ions, T, z)
     if options.image_forces:
         eps_m = options.matrix_dielectric
         prm.image = _ImageFn(eps_m / pore_dielectric)
@@ -185,11 +194,42 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
 
 # ---------------------------------------------------------------------- the solve
 def _solve_chunk(prm: BatchParameters, options: TransportOptions):
-    """Newton from the closed-form guess, then flux continuation for the failures."""
-    B = prm.batch
+    """Solve a chunk on the full grid, started (``options.coarse_grids``) from solutions on coarser grids."""
     phi0 = donnan_potential(prm.z, prm.c_feed, prm.ln_phi_fixed, prm.charge)
     scale = ion_scale(prm, phi0)
-    sys_ = DSPMDESystem(prm, options.nodes, options.film_nodes, scale)
+    start = None
+    coarse_its = np.zeros(prm.batch, int)
+    coarse_steps = np.zeros(prm.batch, int)
+    for nodes, film_nodes in coarse_grids(options):
+        # Newton (and flux continuation) on fewer nodes; the interpolant of a converged coarse
+        # solution starts Newton on the next finer grid, which then typically needs one iteration.
+        # The answer is the full grid's either way (same equations, same convergence test).
+        csys, xc, cconv, its, _, _, st = _solve_grid(prm, options, phi0, scale, nodes, film_nodes, start)
+        start = (csys, xc, cconv)
+        coarse_its += its
+        coarse_steps += st
+    sys_, x, conv, iters, res, reason, steps = _solve_grid(prm, options, phi0, scale, options.nodes,
+                                                            options.film_nodes, start)
+    return sys_, x, conv, iters + coarse_its, res, reason, steps + coarse_steps
+
+
+def coarse_grids(options: TransportOptions) -> list[tuple[int, int]]:
+    """(nodes, film_nodes) of the coarse grids that start the solve, coarsest first (halving, >= 6 / 4)."""
+    grids: list[tuple[int, int]] = []
+    n, nf = options.nodes, options.film_nodes
+    for _ in range(options.coarse_grids):
+        if n // 2 < 6:
+            break
+        n, nf = n // 2, max(nf // 2, 4)
+        grids.insert(0, (n, nf))
+    return grids
+
+
+def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, nodes: int, film_nodes: int,
+                start=None):
+    """Newton from the closed-form guess (or a coarse solution), then flux continuation for the failures."""
+    B = prm.batch
+    sys_ = DSPMDESystem(prm, nodes, film_nodes, scale)
     caps = sys_.step_caps()
 
     def make_eval(system):
@@ -200,6 +240,9 @@ def _solve_chunk(prm: BatchParameters, options: TransportOptions):
 
     _attach_subsetting(sys_)
     x0 = sys_.initial_guess(phi0, "shp")
+    if start is not None:
+        csys, xc, cconv = start
+        x0[cconv] = sys_.prolong(xc[cconv], csys)
     x, rep = newton(make_eval(sys_), x0, caps, options.tol, options.max_iter, sys_.norm_weights())
     conv = rep.converged.copy()
     iters = rep.iterations.copy()
@@ -208,7 +251,8 @@ def _solve_chunk(prm: BatchParameters, options: TransportOptions):
     steps = np.zeros(B, int)
     bad = np.flatnonzero(~conv)
     if bad.size:
-        xs, ok, it_sum, n_steps = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options)
+        xs, ok, it_sum, n_steps = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options, nodes,
+                                                film_nodes)
         x[bad[ok]] = xs[ok]
         conv[bad[ok]] = True
         iters[bad] += it_sum
@@ -220,7 +264,8 @@ def _solve_chunk(prm: BatchParameters, options: TransportOptions):
 
 
 def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, caps: np.ndarray,
-                  options: TransportOptions, start: float = 1e-4, max_steps: int = 200):
+                  options: TransportOptions, nodes: int, film_nodes: int, start: float = 1e-4,
+                  max_steps: int = 200):
     """Adaptive continuation in ln(flux) (or ln(pressure)) from the exact zero-flux solution.
 
     Every case advances its own fraction ``f`` of the target drive from ``start``
@@ -244,7 +289,7 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     work.flux = target_flux * f0
     if target_p is not None:
         work.pressure = target_p * f0
-    system = DSPMDESystem(work, options.nodes, options.film_nodes, scale)
+    system = DSPMDESystem(work, nodes, film_nodes, scale)
     x = system.initial_guess(phi0, "equilibrium")
     ok = np.zeros(B, bool)
     failed = np.zeros(B, bool)
@@ -260,7 +305,7 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
         sub.flux = target_flux[act] * np.exp(trial)
         if target_p is not None:
             sub.pressure = target_p[act] * np.exp(trial)
-        ssys = DSPMDESystem(sub, options.nodes, options.film_nodes, scale[act])
+        ssys = DSPMDESystem(sub, nodes, film_nodes, scale[act])
         _attach_subsetting(ssys)
         xn, rep = newton(lambda xs, idx, jac: ssys._sub(idx).evaluate(xs, jac), x[act], caps, options.tol,
                          min(25, options.max_iter), ssys.norm_weights())
@@ -343,6 +388,23 @@ def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, optio
     return out
 
 
+def feed_matrix(c_feed, names: Sequence[str]) -> np.ndarray:
+    """Feed concentrations as a checked (B, n) float array [mol/m3], one column per ion of ``names``.
+
+    Raises:
+        InvalidInputError: wrong column count, non-finite or negative values (naming ion, value and case).
+    """
+    c = np.atleast_2d(np.asarray(c_feed, dtype=float))
+    if c.shape[1] != len(names):
+        raise InvalidInputError(f"c_feed has {c.shape[1]} columns for {len(names)} ions {list(names)}")
+    if not np.isfinite(c).all():
+        raise InvalidInputError(f"c_feed has non-finite values: {c[~np.isfinite(c)][:5].tolist()}")
+    if (c < 0).any():
+        b, i = np.argwhere(c < 0)[0]
+        raise InvalidInputError(f"negative feed concentration {names[i]}={float(c[b, i])!r} mol/m3 in case {b}")
+    return c
+
+
 def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None, pore_radius_m,
                 thickness_m, pore_dielectric, charge_density_mol_m3, temperature_K=298.15,
                 options: TransportOptions = TransportOptions(), ion_db: Optional[IonDatabase] = None,
@@ -367,14 +429,7 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     names = [db.get(i).name for i in ions]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"duplicate ions in {list(ions)} (canonical {names})")
-    c = np.atleast_2d(np.asarray(c_feed, dtype=float))
-    if c.shape[1] != len(names):
-        raise InvalidInputError(f"c_feed has {c.shape[1]} columns for {len(names)} ions {names}")
-    if not np.isfinite(c).all():
-        raise InvalidInputError(f"c_feed has non-finite values: {c[~np.isfinite(c)][:5].tolist()}")
-    if (c < 0).any():
-        b, i = np.argwhere(c < 0)[0]
-        raise InvalidInputError(f"negative feed concentration {names[i]}={float(c[b, i])!r} mol/m3 in case {b}")
+    c = feed_matrix(c_feed, names)
     z = np.array([db.get(i).charge for i in names], dtype=float)
     if balance_with is not None:
         names, z, c = balance_feed(names, z, c, balance_with, db)

@@ -207,9 +207,11 @@ class DSPMDESystem:
             return np.arange(self.lay["um"].start, self.lay["um"].stop)
         return None
 
-    def _activity(self, c):
+    def _activity(self, c, jacobian: bool = True):
         if self.prm.activity is None:
             return np.zeros(c.shape), None
+        if not jacobian and hasattr(self.prm.activity, "values"):
+            return self.prm.activity.values(np.maximum(c, 1e-300)), None
         return self.prm.activity(np.maximum(c, 1e-300))
 
     # ------------------------------------------------------------------ one Nernst-Planck layer
@@ -234,18 +236,17 @@ class DSPMDESystem:
         if J is None:
             return
         rows_v = np.arange(self.lay["v"].start, self.lay["v"].stop)
-        inv = 1.0 / scale
-        for i in range(n):
-            r = rows_c[i, 1:]
-            J[:, r[:, None], rows_c[i][None, :]] = Dm[None, 1:, :] * inv[:, i, None, None]
-            J[:, r, rows_c[i, 1:]] += (z[i] * Dp[:, 1:] - pe[:, i, None]) * inv[:, i, None]
-            J[:, r[:, None], rows_p[None, :]] = z[i] * c[:, i, 1:, None] * Dm[None, 1:, :] * inv[:, i, None, None]
-            J[:, r, rows_v[i]] = (q[:, i] * cp[:, i] * inv[:, i])[:, None]
-            if prm.pressure is not None:
-                J[:, r, self.lay["jv"].start] = ((-pe[:, i, None] * c[:, i, 1:] + (q[:, i] * cp[:, i])[:, None])
-                                                  * inv[:, i, None] / jv[:, None])
-            if not self.neutral:
-                J[:, rows_p[1:], rows_c[i, 1:]] = z[i] / self.cscale[:, None]
+        inv = (1.0 / scale)[:, :, None, None]
+        r = rows_c[:, 1:, None]                                      # (n, N, 1): ENP rows of all ions
+        J[:, r, rows_c[:, None, :]] = Dm[None, None, 1:, :] * inv
+        J[:, rows_c[:, 1:], rows_c[:, 1:]] += (z[None, :, None] * Dp[:, None, 1:] - pe[:, :, None]) * inv[..., 0]
+        J[:, r, rows_p[None, None, :]] = z[None, :, None, None] * c[:, :, 1:, None] * Dm[None, None, 1:, :] * inv
+        J[:, rows_c[:, 1:], rows_v[:, None]] = (q * cp)[:, :, None] * inv[..., 0]
+        if prm.pressure is not None:
+            J[:, rows_c[:, 1:], self.lay["jv"].start] = ((-pe[:, :, None] * c[:, :, 1:] + (q * cp)[:, :, None])
+                                                         * inv[..., 0] / jv[:, None, None])
+        if not self.neutral:
+            J[:, rows_p[None, 1:], rows_c[:, 1:]] = (z[None, :, None] / self.cscale[:, None, None])
         if self.neutral:
             J[:, rows_p[1:], rows_p[1:]] = 1.0
 
@@ -278,10 +279,13 @@ class DSPMDESystem:
 
         cw, pw = self.wall(s)
         wcols = self.wall_columns()
-        lg_w, dlg_w = self._activity(cw)
-        lg_0, dlg_0 = self._activity(c[:, :, 0])
-        lg_N, dlg_N = self._activity(c[:, :, -1])
-        lg_p, dlg_p = self._activity(cp)
+        if prm.activity is None:
+            lg_w = lg_0 = lg_N = lg_p = np.zeros((B, n))
+            dlg_w = dlg_0 = dlg_N = dlg_p = None
+        else:  # one vectorized call for the four solutions (wall, pore entrance, pore exit, permeate)
+            lg4, dlg4 = self._activity(np.stack([cw, c[:, :, 0], c[:, :, -1], cp]), jacobian)
+            lg_w, lg_0, lg_N, lg_p = lg4
+            dlg_w, dlg_0, dlg_N, dlg_p = (None,) * 4 if dlg4 is None else dlg4
 
         ln_im_f = ln_im_p = 0.0
         if prm.image is not None:
@@ -517,6 +521,25 @@ class DSPMDESystem:
             x[:, lay["mu"].start + 1] = 0.5 * np.log(prm.screening_coef * (c0 @ zz))
         if prm.pressure is not None:
             x[:, lay["jv"]] = prm.flux[:, None]
+        return x
+
+    def prolong(self, x_coarse: np.ndarray, coarse: "DSPMDESystem") -> np.ndarray:
+        """Interpolate solution vectors of ``coarse`` (same cases, fewer nodes) onto this system's grids.
+
+        Profiles are carried by their Chebyshev interpolants; the node-free unknowns
+        (permeate, potentials of the permeate, image and linear-film unknowns, J_v) are copied.
+        """
+        B = x_coarse.shape[0]
+        n = self.prm.n_ions
+        x = np.zeros((B, self.lay.size))
+        for name, lay_from in coarse.lay.blocks.items():
+            src = x_coarse[:, lay_from]
+            if name in ("u", "p", "uf", "pf"):
+                film = name in ("uf", "pf")
+                P = chebyshev.interp_matrix(coarse.Nf if film else coarse.N, self.Nf if film else self.N)
+                rows = n if name in ("u", "uf") else 1
+                src = (src.reshape(B, rows, P.shape[1]) @ P.T).reshape(B, rows * P.shape[0])
+            x[:, self.lay[name]] = src
         return x
 
     def norm_weights(self) -> np.ndarray:
