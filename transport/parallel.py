@@ -98,7 +98,8 @@ from .results import BatchResult, SHARED_FIELDS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SHARED_FIELDS", "concat_results", "solve_batch_parallel"]
+__all__ = ["SHARED_FIELDS", "ChunkFailure", "client_for", "concat_results", "guarded_task", "solve_batch_parallel",
+           "torch_threads"]
 
 #: BatchResult fields that are the same for every case (not stacked by :func:`concat_results`).
 #: Environment variables set to 1 in worker processes.
@@ -131,7 +132,7 @@ def concat_results(parts: Sequence[BatchResult]) -> BatchResult:
 
 
 @dataclass
-class _ChunkFailure:
+class ChunkFailure:
     """What a task returns instead of raising (so the scheduler never retries or aborts)."""
 
     n_cases: int
@@ -161,13 +162,13 @@ def _solve_chunk_task(ions, c_feed, kwargs: dict, limit_threads: bool = True) ->
     return solve_batch(ions, c_feed, strict=False, **kwargs)
 
 
-def _guarded_task(ions, c_feed, kwargs: dict, limit_threads: bool = True):
-    """Task body: :func:`_solve_chunk_task`, or a :class:`_ChunkFailure` instead of an exception
+def guarded_task(ions, c_feed, kwargs: dict, limit_threads: bool = True):
+    """Task body: :func:`_solve_chunk_task`, or a :class:`ChunkFailure` instead of an exception
     (so that the scheduler neither retries nor aborts the other chunks)."""
     try:
         return _solve_chunk_task(ions, c_feed, kwargs, limit_threads)
     except Exception as exc:  # noqa: BLE001 - isolate the chunk, report its cause
-        return _ChunkFailure(int(np.shape(c_feed)[0]), _failure_message(exc), traceback.format_exc())
+        return ChunkFailure(int(np.shape(c_feed)[0]), _failure_message(exc), traceback.format_exc())
 
 
 # ---------------------------------------------------------------------- helpers
@@ -306,7 +307,8 @@ class _Progress:
 
 
 @contextmanager
-def _torch_threads(n: int):
+def torch_threads(n: int):
+    """Run the block with ``n`` torch intra-op threads (restored afterwards)."""
     import torch
     old = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -337,15 +339,15 @@ def _run_local(kind: str, tasks: list, n_workers: int, prog: _Progress) -> list:
     from dask.callbacks import Callback
 
     def posttask(key, result, dsk, state, worker_id):
-        if isinstance(result, (BatchResult, _ChunkFailure)):
+        if isinstance(result, (BatchResult, ChunkFailure)):
             prog.add(len(result) if isinstance(result, BatchResult) else result.n_cases)
 
     limit = kind == "processes"
-    delayed = [dask.delayed(_guarded_task, pure=False)(ions, c, kw, limit) for ions, c, kw in tasks]
+    delayed = [dask.delayed(guarded_task, pure=False)(ions, c, kw, limit) for ions, c, kw in tasks]
     scheduler = {"threads": "threads", "processes": "processes", "sync": "sync"}[kind]
     with Callback(posttask=posttask):
         if kind == "threads":
-            with _torch_threads(1):
+            with torch_threads(1):
                 return list(dask.compute(*delayed, scheduler=scheduler, num_workers=n_workers))
         if kind == "processes":
             with _env({v: "1" for v in THREAD_ENV}):
@@ -356,7 +358,7 @@ def _run_local(kind: str, tasks: list, n_workers: int, prog: _Progress) -> list:
 def _run_distributed(client, tasks: list, prog: _Progress) -> list:
     from distributed import as_completed
 
-    futures = [client.submit(_guarded_task, ions, c, kw, True, pure=False) for ions, c, kw in tasks]
+    futures = [client.submit(guarded_task, ions, c, kw, True, pure=False) for ions, c, kw in tasks]
     index = {f.key: i for i, f in enumerate(futures)}
     out: list = [None] * len(futures)
     try:
@@ -365,7 +367,7 @@ def _run_distributed(client, tasks: list, prog: _Progress) -> list:
             try:
                 out[i] = fut.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker, (un)pickling errors
-                out[i] = _ChunkFailure(int(np.shape(tasks[i][1])[0]), _failure_message(exc),
+                out[i] = ChunkFailure(int(np.shape(tasks[i][1])[0]), _failure_message(exc),
                                        traceback.format_exc())
             prog.add(len(out[i]) if isinstance(out[i], BatchResult) else out[i].n_cases)
     finally:
@@ -375,7 +377,7 @@ def _run_distributed(client, tasks: list, prog: _Progress) -> list:
 
 
 @contextmanager
-def _client_for(scheduler, n_workers: int):
+def client_for(scheduler, n_workers: int):
     """Yield (client, label) for the distributed schedulers, closing what this call created."""
     from distributed import Client
     if isinstance(scheduler, Client):
@@ -476,7 +478,7 @@ def solve_batch_parallel(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure
         outs = _run_local(scheduler, tasks, n_workers, prog)
         t2 = time.perf_counter()
     else:
-        with _client_for(scheduler, n_workers) as (client, label):
+        with client_for(scheduler, n_workers) as (client, label):
             bounds, tasks = make_tasks(_parallelism(client, n_workers))
             t1 = time.perf_counter()
             outs = _run_distributed(client, tasks, prog)
@@ -485,7 +487,7 @@ def solve_batch_parallel(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure
     template = next((o for o in outs if isinstance(o, BatchResult)), None)
     parts, failures = [], []
     for i, ((a, b), (_, cc, kw), o) in enumerate(zip(bounds, tasks, outs)):
-        if isinstance(o, _ChunkFailure):
+        if isinstance(o, ChunkFailure):
             log.warning("cases %d-%d: %s\n%s", a, b - 1, o.message, o.traceback)
             failures.append({"chunk": i, "cases": (a, b), "message": o.message, "traceback": o.traceback})
             parts.append(_failed_part(b - a, o.message, template, cc, kw, names,
