@@ -274,19 +274,30 @@ def load_case(path: str | Path) -> CaseFile:
             invalid; the one-line message names the file and every bad field path.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"{p}: case file not found") from None
-    except OSError as exc:
-        raise InvalidInputError(f"{p}: cannot read the case file ({exc.strerror})") from None
-    data = _parse(p, text)
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{p}: a case file must be a mapping of sections, got {type(data).__name__}")
+    data = read_mapping(p, "case file")
     case = case_from_dict(data, source=str(p))
     log.info("loaded case %s (%s, %d operating points)", p, case.name or p.stem,
              len(case.operation.flux_L_m2_h or case.operation.pressure_bar or []))
     return case
+
+
+def read_mapping(path: str | Path, what: str = "case file") -> dict:
+    """The top-level mapping of a YAML/JSON file; ``what`` names the kind of file in errors.
+
+    Raises:
+        InvalidInputError: missing/unreadable file, a parse error, or a top level that is not a mapping.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{p}: {what} not found") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{p}: cannot read the {what} ({exc.strerror})") from None
+    data = _parse(p, text)
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{p}: a {what} must be a mapping of sections, got {type(data).__name__}")
+    return data
 
 
 def case_from_dict(data: dict, source: str = "<case>") -> CaseFile:

@@ -83,5 +83,73 @@ def demo(
     raise typer.Exit(run_demo_cli(case, out))
 
 
+@app.command()
+def sample(
+    case: Path = typer.Argument(..., help="Surrogate case file, e.g. cases/surrogates/seed002_na2so4_element.yaml."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Dataset folder (default results/surrogates/data/<case name>)."
+    ),
+    n: int | None = typer.Option(None, "--n", help="Design size (default: the case's design.n)."),
+    method: str | None = typer.Option(None, "--method", help="sobol or lhs (default: the case's)."),
+    seed: int | None = typer.Option(None, "--seed", help="Design seed (default: the case's)."),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", help="Cases per chunk file (default 512)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="local (default: a LocalCluster), threads, sync, or tcp://host:port."
+    ),
+    workers: int = typer.Option(2, "--workers", help="Workers of the LocalCluster or threads."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a dataset of a different design in --out instead of refusing."
+    ),
+) -> None:
+    """Sample a surrogate case's domain and solve every point with the transport engine.
+
+    Writes design.parquet, chunks/chunk-*.parquet and manifest.json; rerunning on the
+    same folder resumes (finished chunks are skipped). Exits 2 for an invalid case
+    file or a folder that holds a different design.
+    """
+    from nanosep.surrogates.sampling import run_sample_cli
+
+    raise typer.Exit(run_sample_cli(case, out, n, method, seed, chunk_size, scheduler, workers, overwrite))
+
+
+@app.command()
+def train(
+    case: Path = typer.Argument(..., help="Surrogate case file, e.g. cases/surrogates/seed002_na2so4_element.yaml."),
+    data: Path = typer.Option(..., "--data", help="Dataset folder written by `nanosep sample`."),
+    out: Path = typer.Option(..., "--out", help="Folder for the model state, card, CV curve, plots and metrics."),
+    kind: str = typer.Option("shallow", "--kind", help="shallow (one tanh hidden layer, seed 002) or deep (tanh 20-20)."),
+    hidden: str = typer.Option("auto", "--hidden", help="auto (k-fold CV, then n +- 3), a hidden size N, or sizes N,M for --kind deep."),
+    folds: int = typer.Option(5, "--folds", help="Folds of the hidden-size cross-validation."),
+    restarts: int = typer.Option(3, "--restarts", help="Random restarts per candidate; the best on validation wins."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the 70/15/15 split and the initializations."),
+    output_activation: str = typer.Option("tanh", "--output-activation", help="tanh (seed 002) or identity."),
+    max_hidden: int = typer.Option(30, "--max-hidden", help="Largest hidden size scanned by the CV."),
+) -> None:
+    """Train an element surrogate on a dataset as in seed 002 (70/15/15, early stopping, CV of n).
+
+    Writes model.pt, <name>.card.json, cv_curve.csv/.png, parity.png,
+    error_histogram.png, metrics.csv and candidates.csv into --out. Exits 2 for
+    invalid input (the message names it).
+    """
+    from nanosep.surrogates.training import run_train_cli
+
+    raise typer.Exit(run_train_cli(case, data, out, kind, hidden, folds, restarts, seed, output_activation, max_hidden))
+
+
+@app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="Model folder written by `nanosep train`."),
+    out: Path = typer.Option(..., "--out", help="Folder for <name>.onnx and <name>.card.json."),
+) -> None:
+    """Export a trained surrogate to ONNX (float64, Gemm/Tanh only) with its model card.
+
+    The card gets the ONNX sha256; the file is reloaded, checked against the card
+    and compared with torch (onnxruntime) before the command succeeds.
+    """
+    from nanosep.surrogates.onnx_io import run_export_cli
+
+    raise typer.Exit(run_export_cli(model_dir, out))
+
+
 if __name__ == "__main__":
     app()

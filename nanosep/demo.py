@@ -32,6 +32,7 @@ from nanosep.predict import (
     report_input_error,
     run_case,
 )
+from nanosep.surrogates.demo_step import step_surrogate
 from nanosep.units import m_s_to_lmh
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,7 @@ STEPS: tuple[DemoStep, ...] = (
     DemoStep("flux_split", "Flux contributions", step_flux_split),
     DemoStep("profiles", "Profiles in the active layer", step_profiles),
     DemoStep("diagnostics", "Solver diagnostics", step_diagnostics),
+    DemoStep("surrogate", "Shipped ONNX surrogate vs the engine", step_surrogate),
 )
 
 

@@ -36,11 +36,8 @@ Fine-tuning draws the targets from N(R, sd^2) each step (seed 001 eq. 5).
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
@@ -54,6 +51,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from nanosep.errors import InvalidInputError
+from nanosep.surrogates.card import CARD_SUFFIX, ModelCard, sha256_of
 from nanosep.ions import IonDatabase
 from nanosep.measured import feed_column
 from nanosep.units import lmh_to_m_s
@@ -63,7 +61,8 @@ log = logging.getLogger(__name__)
 State = Literal["transmission", "concentration"]
 DTYPE = torch.float64
 WEIGHTS_SUFFIX = ".pt"
-CARD_SUFFIX = ".card.json"
+#: feed range [mol/m3] written to a card when the caller gives no training envelope
+NOMINAL_FEED_RANGE_MOL_M3 = (1e-3, 1e3)
 
 
 @dataclass(frozen=True)
@@ -261,32 +260,21 @@ class NeuralODE(nn.Module):
         torch.save(self.state_dict(), tmp)
         tmp.replace(wpath)
         card = model_card(self, stem.name, wpath, **(card_extra or {}))
-        cpath = stem.with_name(stem.name + CARD_SUFFIX)
-        tmp = cpath.with_name(cpath.name + ".tmp")
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
-        tmp.replace(cpath)
-        return cpath
+        return ModelCard.model_validate(card).save(stem.with_name(stem.name + CARD_SUFFIX))
 
     @classmethod
     def load(cls, card_path: str | Path) -> NeuralODE:
         """Rebuild a model from its card and weights; checks the weights' sha256."""
         card_path = Path(card_path)
-        try:
-            card = json.loads(card_path.read_text())
-        except FileNotFoundError as exc:
-            raise InvalidInputError(f"model card not found: {card_path}") from exc
-        if card.get("kind") != "neural_ode":
-            raise InvalidInputError(f"{card_path}: kind={card.get('kind')!r}, expected 'neural_ode'")
-        wpath = card_path.parent / card["weights"]["file"]
-        if _sha256(wpath) != card["weights"]["sha256"]:
+        card = ModelCard.load(card_path)
+        if card.kind != "neural_ode" or card.weights is None:
+            raise InvalidInputError(f"{card_path}: kind={card.kind!r}, expected 'neural_ode' with a weights file")
+        wpath = card_path.parent / card.weights.file
+        if sha256_of(wpath) != card.weights.sha256:
             raise InvalidInputError(f"{wpath}: sha256 does not match the card {card_path}")
-        model = cls(NodeConfig(**card["architecture"]["config"]))
+        model = cls(NodeConfig(**card.architecture["config"]))
         model.load_state_dict(torch.load(wpath, weights_only=True))
         return model
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def model_card(model: NeuralODE, name: str, weights_path: Path, *, feed_bounds_mol_m3: dict | None = None,
@@ -304,8 +292,10 @@ def model_card(model: NeuralODE, name: str, weights_path: Path, *, feed_bounds_m
     fb = feed_bounds_mol_m3 or {}
     inputs = [{"name": "flux_L_m2_h", "unit": "L/(m2 h)", "low": flux_bounds_L_m2_h[0],
                "high": flux_bounds_L_m2_h[1], "scale": "linear"}]
-    inputs += [{"name": f"c_{i}_mol_m3", "unit": "mol/m3", "low": fb.get(i, (0.0, math.inf))[0],
-                "high": fb.get(i, (0.0, math.inf))[1], "scale": "log"} for i in cfg.ions]
+    # absent ions are masked (c = 0 allowed); the declared range is the present-ion envelope,
+    # NOMINAL_FEED_RANGE_MOL_M3 where the caller gives none
+    inputs += [{"name": f"c_{i}_mol_m3", "unit": "mol/m3", "low": fb.get(i, NOMINAL_FEED_RANGE_MOL_M3)[0],
+                "high": fb.get(i, NOMINAL_FEED_RANGE_MOL_M3)[1], "scale": "log"} for i in cfg.ions]
     d = len(cfg.ions)
     return {
         "name": name, "kind": "neural_ode", "description": description,
@@ -322,7 +312,7 @@ def model_card(model: NeuralODE, name: str, weights_path: Path, *, feed_bounds_m
             "projection": "v - w (w.v)/(w.w), w = z*c_feed (transmission) or z (concentration), present ions",
             "n_parameters": model.n_parameters, "config": asdict(cfg),
         },
-        "weights": {"file": Path(weights_path).name, "sha256": _sha256(weights_path), "format": "torch state_dict"},
+        "weights": {"file": Path(weights_path).name, "sha256": sha256_of(weights_path), "format": "torch state_dict"},
         "onnx": None,
         "data": data or {},
         "metrics": metrics or {},

@@ -27,7 +27,8 @@ SMALL_CASE = {
     "model": {"activity": "davies", "polarization": "film", "mass_transfer_m_s": 2e-5},
 }
 FILES = ("report.md", "rejection_vs_flux.png", "partition_coefficients.png", "flux_contributions.png",
-         "profiles.png", "rejection_vs_flux.csv", "partition_coefficients.csv", "flux_contributions.csv")
+         "profiles.png", "rejection_vs_flux.csv", "partition_coefficients.csv", "flux_contributions.csv",
+         "surrogate_parity.png", "surrogate_parity.csv", "surrogate_vs_flux.csv")
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,19 @@ def test_bad_case_exits_2(tmp_path):
 def test_default_case_resolves_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert demo.resolve_case_path(demo.DEFAULT_CASE).is_file()
+
+
+def test_surrogate_step_agrees_with_the_engine(demo_run):
+    """The shipped ONNX surrogate vs fresh engine solves (issue 3 target: max abs error <= 0.03)."""
+    out = demo_run[0]
+    for name in ("surrogate_parity.csv", "surrogate_vs_flux.csv"):
+        t = pd.read_csv(out / name)
+        eng = [c for c in t.columns if c.endswith("_engine")]
+        assert eng, name
+        for c in eng:
+            e = t[c].to_numpy()
+            s = t[c.removesuffix("_engine") + "_surrogate"].to_numpy()
+            ok = np.isfinite(e)
+            assert ok.mean() > 0.9
+            assert np.abs(s[ok] - e[ok]).max() <= 0.03, (name, c)
+            assert np.ptp(e[ok]) > 0.2  # the points span a real range of rejections
