@@ -48,7 +48,11 @@ class TransportOptions:
         layer / 4 film intervals) solved first, coarsest first; each converged solution,
         interpolated, starts Newton on the next grid.  0 solves on ``nodes`` directly.  The
         result is the solution on ``nodes``/``film_nodes`` either way (same equations and
-        convergence test), only cheaper.
+        convergence test), only cheaper.    grid_map_peclet: cases whose largest ion Peclet number ``K_c J_v dx_e / (K_d D)`` (at the
+        given flux, or the pure-water flux in pressure mode) reaches this value solve on nodes
+        clustered toward the permeate end of the active layer (:mod:`.grid_map`), which
+        resolves the boundary layer of width ~dx_e/Pe; below it the plain Chebyshev grid.
+        ``None`` never maps.
     """
 
     activity: Literal["ideal", "davies", "pitzer"] = "ideal"
@@ -67,6 +71,7 @@ class TransportOptions:
     tol: float = 1e-11
     max_iter: int = 60
     coarse_grids: int = 2
+    grid_map_peclet: Optional[float] = 30.0
 
     def __post_init__(self) -> None:
         if self.activity not in ACTIVITY_MODELS:
@@ -90,6 +95,8 @@ class TransportOptions:
             raise InvalidInputError(f"nodes={self.nodes}, film_nodes={self.film_nodes}: must be in [2, 256]")
         if not (isinstance(self.coarse_grids, int) and 0 <= self.coarse_grids <= 4):
             raise InvalidInputError(f"coarse_grids={self.coarse_grids!r}: must be an integer in [0, 4]")
+        if self.grid_map_peclet is not None and not self.grid_map_peclet > 0:
+            raise InvalidInputError(f"grid_map_peclet={self.grid_map_peclet!r} must be > 0 (or None: no map)")
         if not self.matrix_dielectric > 0:
             raise InvalidInputError(f"matrix_dielectric={self.matrix_dielectric!r} must be > 0")
 

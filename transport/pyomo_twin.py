@@ -26,7 +26,7 @@ from nanosep.errors import InvalidInputError
 from nanosep.ions import IonDatabase
 from nanosep.solvers import ipopt_solver
 
-from . import chebyshev
+from . import chebyshev, grid_map
 from .activity import make_activity_model
 from .image_forces import image_integral_chebyshev
 from .options import TransportOptions
@@ -238,7 +238,11 @@ class DSPMDEBlockData(ProcessBlockData):
             scr * sum(b.charge[i] ** 2 * at[s](i) for i in b.ions if b.charge[i] != 0)), doc="mu^2 = coef sum z^2 c")
 
     def _add_active_layer(self) -> None:
-        Dm = chebyshev.diff_matrix(self.options.nodes)
+        # the engine's node map (grid_map.py) at a high Peclet number: d/dx = diag(1/g'(xi)) D_xi / dx_e
+        N, a = self.options.nodes, self.prm.grid_map
+        Dm = chebyshev.diff_matrix(N)
+        if a is not None and a[0] > 0:
+            Dm = Dm / grid_map.positions(chebyshev.nodes(N), a)[1][0][:, None]
         self.eq_ion_flux_pore = pyo.Constraint(self.ions, self.nodes_ode, rule=lambda b, i, k: b.flux_ion[i] == (
             b._nernst_planck(b.conc_pore, b.phi_pore, i, k, b.thickness, b.hindrance_diffusive[i],
                              b.hindrance_convective[i], Dm)),
@@ -310,6 +314,11 @@ def initialize_from_engine(block, result: BatchResult, case_index: int = 0) -> N
     if tuple(result.ions) != tuple(block.ion_names) or result.meta.get("options") != opts:
         raise InvalidInputError(f"engine result ({result.ions}, {result.meta.get('options')}) does not match the "
                                 f"twin ({block.ion_names}, {opts})")
+    a = prm.grid_map if prm.grid_map is not None else np.zeros(1)
+    if result.x_layer is not None and not np.allclose(result.x_layer[case_index], grid_map.positions(
+            chebyshev.nodes(opts.nodes), a)[0][0], rtol=0.0, atol=1e-13):
+        raise InvalidInputError(f"engine case {case_index} was solved on other nodes than the twin's (a mapped case "
+                                f"that converged only on the plain grid, see grid_map.py): map strength {a[0]:.4g}")
     x = np.asarray(result.solution)[case_index:case_index + 1]  # same options, so the same Layout
     given, engine = [block.conc_feed[i].value for i in block.ion_names], list(result.c_feed[case_index])
     if prm.pressure is None:

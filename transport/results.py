@@ -39,7 +39,7 @@ class BatchResult:
     donnan_feed_V: np.ndarray           # (B,) psi_pore(0+) - psi_wall
     donnan_perm_V: np.ndarray           # (B,) psi_pore(L-) - psi_permeate
     flux_split: np.ndarray              # (B, n, 3) layer-averaged diffusion/convection/migration, mol/(m2 s)
-    x: np.ndarray                       # (M,) node positions in the active layer, m ... per case: x * thickness
+    x: np.ndarray                       # (M,) Chebyshev nodes of the active layer (unmapped), x * thickness in m
     thickness_m: np.ndarray             # (B,)
     c_layer: np.ndarray                 # (B, n, M) pore concentrations
     phi_layer: np.ndarray               # (B, M) dimensionless potential
@@ -48,6 +48,8 @@ class BatchResult:
     phi_film: Optional[np.ndarray] = None   # (B, Mf)
     continuation_steps: Optional[np.ndarray] = None  # (B,)
     solution: Optional[np.ndarray] = None   # (B, m) raw unknowns (warm starts, Pyomo twin)
+    x_layer: Optional[np.ndarray] = None    # (B, M) node positions per case, fraction of the thickness
+    #                                         (differ from ``x`` where the grid is mapped, see grid_map.py)
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -184,7 +186,8 @@ class CaseResult:
     def profiles(self) -> pd.DataFrame:
         """Concentration (mol/m3) and potential (dimensionless) across the active layer."""
         r, b = self._r, self._b
-        df = pd.DataFrame({"x_m": r.x * r.thickness_m[b], "phi": r.phi_layer[b]})
+        x = r.x if r.x_layer is None else r.x_layer[b]
+        df = pd.DataFrame({"x_m": x * r.thickness_m[b], "phi": r.phi_layer[b]})
         for i, ion in enumerate(r.ions):
             df[f"c_{ion}_mol_m3"] = r.c_layer[b, i]
         return df

@@ -26,7 +26,7 @@ from nanosep.constants import (BOLTZMANN, ELEMENTARY_CHARGE, FARADAY, GAS_CONSTA
 from nanosep.errors import ConvergenceError, ElectroneutralityError, InvalidInputError
 from nanosep.ions import IonDatabase
 
-from . import chebyshev
+from . import chebyshev, grid_map
 from .hindrance import hindrance
 from .newton import newton, single_thread_torch
 from .options import TransportOptions
@@ -189,11 +189,44 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
     if pressure is not None:
         prm.pressure = pressure
         prm.hp_coef = 8.0 * water.viscosity(T) * thickness / pore_radius**2
+    if options.grid_map_peclet is not None:
+        prm.grid_map = grid_map.strength(peclet_max(prm), options.grid_map_peclet)
     return prm
+
+
+def peclet_max(prm: BatchParameters) -> np.ndarray:
+    """Largest ion Peclet number ``K_c J_v dx_e / (K_d D)`` of each case (B,), sterically excluded ions
+    left out; in pressure mode at the pure-water flux ``dP / hp_coef`` (an upper bound)."""
+    jv = prm.flux if prm.pressure is None else prm.pressure / prm.hp_coef
+    pe = prm.kc * (jv * prm.thickness)[:, None] / (prm.kd * prm.diff)
+    if prm.excluded is not None:
+        pe = np.where(prm.excluded, 0.0, pe)
+    return np.max(pe, axis=1)
 
 
 # ---------------------------------------------------------------------- the solve
 def _solve_chunk(prm: BatchParameters, options: TransportOptions):
+    """Solve a chunk on the full grid (:func:`_solve_staged`); a case on a mapped grid that fails is retried on
+    the plain Chebyshev grid (the solve without the map), and reported with the grid it converged on."""
+    sys_, x, conv, iters, res, reason, steps = _solve_staged(prm, options)
+    retry = np.flatnonzero(~conv & (prm.grid_map > 0)) if prm.grid_map is not None else np.zeros(0, int)
+    if retry.size:
+        sub = prm.take(retry)
+        sub.grid_map = np.zeros(retry.size)
+        _, x2, conv2, it2, res2, reason2, st2 = _solve_staged(sub, options)
+        ok = retry[conv2]
+        log.debug("%d of %d failed mapped-grid cases converged on the plain grid", ok.size, retry.size)
+        iters[retry] += it2
+        steps[retry] += st2
+        if ok.size:
+            prm.grid_map = prm.grid_map.copy()
+            prm.grid_map[ok] = 0.0
+            x[ok], conv[ok], res[ok], reason[ok] = x2[conv2], True, res2[conv2], ""
+            sys_ = DSPMDESystem(prm, options.nodes, options.film_nodes, sys_.s)
+    return sys_, x, conv, iters, res, reason, steps
+
+
+def _solve_staged(prm: BatchParameters, options: TransportOptions):
     """Solve a chunk on the full grid, started (``options.coarse_grids``) from solutions on coarser grids."""
     phi0 = donnan_potential(prm.z, prm.c_feed, prm.ln_phi_fixed, prm.charge)
     scale = ion_scale(prm, phi0)
@@ -367,20 +400,25 @@ def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, optio
         dct["total"] = cpore / cf_
     # flux split, layer-averaged with Clenshaw-Curtis weights
     Dm = sys_.D
-    dcdx = np.einsum("km,bim->bik", Dm, c) / L[:, None, None]
-    dpdx = (s["p"] @ Dm.T) / L[:, None]
+    dxdxi = sys_.dxdxi   # (B, M) of the node map (ones without it)
+    dcdx = np.einsum("km,bim->bik", Dm, c) / (L[:, None, None] * dxdxi[:, None, :])
+    dpdx = (s["p"] @ Dm.T) / (L[:, None] * dxdxi)
     dif = -prm.kd[:, :, None] * prm.diff[:, :, None] * dcdx
     mig = -prm.kd[:, :, None] * prm.diff[:, :, None] * z[None, :, None] * c * dpdx[:, None, :]
     con = prm.kc[:, :, None] * c * jv[:, None, None]
     w = chebyshev.cc_weights(sys_.N)
     split = np.stack([dif @ w, con @ w, mig @ w], axis=-1)
+    if sys_.ginv is not None:   # mapped cases: the average over x is the integral over xi with the weight g'(xi)
+        m = prm.grid_map > 0
+        wg = (w[None, :] * dxdxi[m])[:, None, :]
+        split[m] = np.stack([(dif[m] * wg).sum(-1), (con[m] * wg).sum(-1), (mig[m] * wg).sum(-1)], axis=-1)
     out = BatchResult(
         ions=tuple(ions), charges=z, flux_m_s=np.asarray(jv, float).copy(), converged=conv, iterations=iters,
         residual=res, reason=reason, c_feed=prm.c_feed, c_wall=cw, c_perm=cp, ion_flux=jv[:, None] * cp,
         partition_feed=part_f, partition_perm=part_p, donnan_feed_V=(s["p"][:, 0] - pw) * RT_F,
         donnan_perm_V=(s["p"][:, -1] - s["pp"]) * RT_F, flux_split=split, x=chebyshev.nodes(sys_.N),
         thickness_m=L, c_layer=c, phi_layer=s["p"], continuation_steps=steps, solution=x,
-        meta={"options": options})
+        x_layer=sys_.x_nodes.copy(), meta={"options": options})
     if prm.polarization == "film":
         out.y_film = chebyshev.nodes(sys_.Nf)
         out.c_film = s["cf"]
@@ -560,7 +598,8 @@ def _pure_water_permeate(idx, names, z, radius, d25, c, flux, rp, L, T, P, optio
         y_film=chebyshev.nodes(options.film_nodes) if options.polarization == "film" else None,
         c_film=np.full((k, n, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
         phi_film=np.full((k, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
-        continuation_steps=np.zeros(k, int), solution=None, meta={"options": options})
+        continuation_steps=np.zeros(k, int), solution=None,
+        x_layer=np.tile(chebyshev.nodes(options.nodes), (k, 1)), meta={"options": options})
 
 
 def solve(membrane, feed_mol_m3: dict, *, flux_m_s=None, pressure_pa=None, temperature_K: float = 298.15,

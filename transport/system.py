@@ -9,7 +9,9 @@ parameters.  The extended Nernst-Planck equation (seed 003 eq. 1) with
 
     dc_i/dxi + z_i c_i dphi/dxi - Pe_i c_i + (J_v L / (K_d D_i)) c_p,i = 0,   Pe_i = K_c J_v L / (K_d D_i)
 
-and collocated at the Chebyshev nodes ``xi_1..xi_N`` of [0, 1] (seed 003 App. E);
+and collocated at the Chebyshev nodes ``xi_1..xi_N`` of [0, 1] (seed 003 App. E), or, for cases
+with ``grid_map`` > 0 (high Peclet numbers), at the mapped nodes ``x = g(xi)`` of :mod:`.grid_map`
+with ``d/dx = diag(1/g'(xi)) D_xi``;
 node 0 carries the feed-side partitioning condition (eqs. 3-10), written in
 logarithmic form so that it is linear in ``ln c`` and ``phi``.  Electroneutrality
 ``sum z_i c_i + X = 0`` (eq. 9, with ``z_i`` where the printed equation has
@@ -40,7 +42,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import chebyshev
+from . import chebyshev, grid_map
 from .partitioning import donnan_potential
 
 EXCLUDED_PERMEATE = 1e-30  #: permeate/feed ratio carried for sterically excluded ions (reported as 0)
@@ -79,6 +81,7 @@ class BatchParameters:
     pressure: Optional[np.ndarray] = None         # (B,) applied dP, Pa -> J_v unknown
     hp_coef: Optional[np.ndarray] = None          # (B,) 8 eta dx_e / r_p^2, Pa s/m
     RT: Optional[np.ndarray] = None               # (B,) J/mol
+    grid_map: Optional[np.ndarray] = None         # (B,) strength a of the node map x = g(xi) (grid_map.py); 0: none
 
     @property
     def batch(self) -> int:
@@ -159,6 +162,12 @@ class DSPMDESystem:
         self.lay = Layout(prm.n_ions, nodes, film_nodes, prm.polarization,
                           prm.image is not None, prm.pressure is not None)
         self.D = chebyshev.diff_matrix(nodes)
+        # node positions x = g(xi) of the active layer (B, M) and 1/g'(xi); ginv is None without a map
+        # (plain Chebyshev grid, the same arithmetic as before the map existed)
+        a = prm.grid_map if prm.grid_map is not None else np.zeros(prm.batch)
+        self.x_nodes, dxdxi = grid_map.positions(chebyshev.nodes(nodes), a)
+        self.dxdxi = dxdxi
+        self.ginv = 1.0 / dxdxi if np.any(a > 0) else None
         self.Df = chebyshev.diff_matrix(film_nodes) if prm.polarization == "film" else None
         self.cscale = np.maximum((prm.c_feed @ np.abs(prm.z)) + np.abs(prm.charge), 1e-300)
         # rows of ion i are divided by s_i, the order of its pore concentration
@@ -215,8 +224,10 @@ class DSPMDESystem:
         return self.prm.activity(np.maximum(c, 1e-300))
 
     # ------------------------------------------------------------------ one Nernst-Planck layer
-    def _layer(self, F, J, c, p, Dm, rows_c, rows_p, kd, kc, L, jv, cp, charge, scale):
+    def _layer(self, F, J, c, p, Dm, rows_c, rows_p, kd, kc, L, jv, cp, charge, scale, ginv=None):
         """Collocated ENP + electroneutrality of one layer (nodes 1..N; node 0 rows are set by the caller).
+
+        ``ginv`` (B, M): 1/g'(xi) of a mapped grid (d/dx = diag(1/g') D_xi), or None.
 
         Row of ion i at node k, divided by ``scale_i``::
 
@@ -228,6 +239,9 @@ class DSPMDESystem:
         pe = kc * q
         Dc = np.einsum("km,bim->bik", Dm, c)
         Dp = p @ Dm.T
+        if ginv is not None:
+            Dc = Dc * ginv[:, None, :]
+            Dp = Dp * ginv
         R = (Dc + z[None, :, None] * c * Dp[:, None, :] - pe[:, :, None] * c + (q * cp)[:, :, None]) / scale[:, :, None]
         F[:, rows_c[:, 1:].ravel()] = R[:, :, 1:].reshape(B, -1)
         F[:, rows_p[1:]] = (np.einsum("i,bik->bk", z, c[:, :, 1:]) + charge[:, None]) / self.cscale[:, None]
@@ -238,9 +252,10 @@ class DSPMDESystem:
         rows_v = np.arange(self.lay["v"].start, self.lay["v"].stop)
         inv = (1.0 / scale)[:, :, None, None]
         r = rows_c[:, 1:, None]                                      # (n, N, 1): ENP rows of all ions
-        J[:, r, rows_c[:, None, :]] = Dm[None, None, 1:, :] * inv
+        Dm4 = Dm[None, None, 1:, :] if ginv is None else Dm[None, None, 1:, :] * ginv[:, None, 1:, None]
+        J[:, r, rows_c[:, None, :]] = Dm4 * inv
         J[:, rows_c[:, 1:], rows_c[:, 1:]] += (z[None, :, None] * Dp[:, None, 1:] - pe[:, :, None]) * inv[..., 0]
-        J[:, r, rows_p[None, None, :]] = z[None, :, None, None] * c[:, :, 1:, None] * Dm[None, None, 1:, :] * inv
+        J[:, r, rows_p[None, None, :]] = z[None, :, None, None] * c[:, :, 1:, None] * Dm4 * inv
         J[:, rows_c[:, 1:], rows_v[:, None]] = (q * cp)[:, :, None] * inv[..., 0]
         if prm.pressure is not None:
             J[:, rows_c[:, 1:], self.lay["jv"].start] = ((-pe[:, :, None] * c[:, :, 1:] + (q * cp)[:, :, None])
@@ -266,7 +281,8 @@ class DSPMDESystem:
         rows_p = np.arange(lay["p"].start, lay["p"].stop)
         rows_v = np.arange(lay["v"].start, lay["v"].stop)
         i_pp = lay["pp"].start
-        self._layer(F, J, c, p, self.D, rows_u, rows_p, prm.kd, prm.kc, prm.thickness, jv, cp, prm.charge, sc)
+        self._layer(F, J, c, p, self.D, rows_u, rows_p, prm.kd, prm.kc, prm.thickness, jv, cp, prm.charge, sc,
+                    self.ginv)
         # electroneutrality at node 0
         F[:, rows_p[0]] = (c[:, :, 0] @ z + prm.charge) / self.cscale
         if jacobian:
@@ -452,7 +468,7 @@ class DSPMDESystem:
         B, n, M = prm.batch, prm.n_ions, self.N + 1
         z = prm.z
         x = np.zeros((B, lay.size))
-        xi = chebyshev.nodes(self.N)
+        xg = self.x_nodes   # (B, M) node positions in [0, 1]
         c_wall = prm.c_feed
         passes = 1 if (shape == "equilibrium" or prm.polarization == "none") else 4
         for _ in range(passes):
@@ -490,7 +506,7 @@ class DSPMDESystem:
             cp = np.clip(cp, 1e-10 * prm.c_feed, 10.0 * prm.c_feed)
             # c(x) = cp/Kc + (Phi' cp - cp/Kc) exp(Pe (x - 1)), written from the permeate side (no overflow)
             cinf = cp / prm.kc
-            e = np.exp(pe[:, :, None] * (xi[None, None, :] - 1.0))
+            e = np.exp(pe[:, :, None] * (xg[:, None, :] - 1.0))
             prof_c = cinf[:, :, None] + (kphi * cp - cinf)[:, :, None] * e
             prof = np.log(np.maximum(prof_c, 1e-300))
             if prm.polarization == "film":
@@ -526,7 +542,8 @@ class DSPMDESystem:
     def prolong(self, x_coarse: np.ndarray, coarse: "DSPMDESystem") -> np.ndarray:
         """Interpolate solution vectors of ``coarse`` (same cases, fewer nodes) onto this system's grids.
 
-        Profiles are carried by their Chebyshev interpolants; the node-free unknowns
+        Profiles are carried by their Chebyshev interpolants (in the mapped coordinate xi, the same
+        map on both grids); the node-free unknowns
         (permeate, potentials of the permeate, image and linear-film unknowns, J_v) are copied.
         """
         B = x_coarse.shape[0]
