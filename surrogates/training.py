@@ -113,15 +113,19 @@ def _mlp_jacobian(model: nn.Sequential, X: torch.Tensor) -> torch.Tensor:
 
 def fit_lm(model: nn.Module, Xtr: torch.Tensor, Ytr: torch.Tensor, Xva: torch.Tensor, Yva: torch.Tensor, *,
            max_epochs: int = 1000, max_fail: int = 6, mu: float = 1e-3, mu_dec: float = 0.1, mu_inc: float = 10.0,
-           mu_max: float = 1e10, min_grad: float = 1e-10) -> FitResult:
+           mu_max: float = 1e10, min_grad: float = 1e-10,
+           residual_weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> FitResult:
     """Levenberg-Marquardt with validation early stopping (MATLAB ``trainlm`` defaults).
 
     Each epoch solves ``(J^T J + mu I) dp = -J^T r`` for the residuals of all
     training points; ``mu`` shrinks after a successful step and grows
     otherwise. Training stops after ``max_fail`` epochs in a row without a new
-    best validation MSE; the best-on-validation parameters are returned.
+    best validation MSE; the best-on-validation parameters are returned. ``residual_weights``
+    (train, validation; each broadcastable to the targets) multiply the residuals: a weighted
+    MSE on both sets (e.g. ``|dR/du|`` to fit a transformed output for accuracy in ``R``).
     """
     names = [n for n, _ in model.named_parameters()]
+    w_tr, w_va = residual_weights if residual_weights is not None else (None, None)
     shapes = [p.shape for _, p in model.named_parameters()]
     sizes = [p.numel() for _, p in model.named_parameters()]
     p = torch.cat([q.detach().reshape(-1) for q in model.parameters()]).clone()
@@ -129,14 +133,15 @@ def fit_lm(model: nn.Module, Xtr: torch.Tensor, Ytr: torch.Tensor, Xva: torch.Te
     def unflat(v: torch.Tensor) -> dict[str, torch.Tensor]:
         return {n: t.reshape(s) for n, t, s in zip(names, torch.split(v, sizes), shapes)}
 
-    def resid(v: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        return (functional_call(model, unflat(v), (X,)) - Y).reshape(-1)
+    def resid(v: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        r = functional_call(model, unflat(v), (X,)) - Y
+        return (r if w is None else r * w).reshape(-1)
 
     eye = torch.eye(p.numel(), dtype=p.dtype)
     with torch.no_grad():
-        r = resid(p, Xtr, Ytr)
+        r = resid(p, Xtr, Ytr, w_tr)
         sse = float(r @ r)
-        best_val = float(torch.mean(resid(p, Xva, Yva) ** 2))
+        best_val = float(torch.mean(resid(p, Xva, Yva, w_va) ** 2))
     best_p, fails, epoch = p.clone(), 0, 0
     analytic = all(isinstance(m, (nn.Linear, nn.Tanh)) for m in model)
     for epoch in range(1, max_epochs + 1):
@@ -145,8 +150,10 @@ def fit_lm(model: nn.Module, Xtr: torch.Tensor, Ytr: torch.Tensor, Xva: torch.Te
                 for q, t in zip(model.parameters(), torch.split(p, sizes)):
                     q.copy_(t.reshape(q.shape))
             J = _mlp_jacobian(model, Xtr)
+            if w_tr is not None:
+                J = J * torch.broadcast_to(w_tr, Ytr.shape).reshape(-1, 1)
         else:
-            J = jacfwd(resid)(p, Xtr, Ytr)
+            J = jacfwd(resid)(p, Xtr, Ytr, w_tr)
         with torch.no_grad():
             g = J.T @ r
             if float(g.abs().max()) < min_grad:
@@ -155,7 +162,7 @@ def fit_lm(model: nn.Module, Xtr: torch.Tensor, Ytr: torch.Tensor, Xva: torch.Te
             improved = False
             while mu <= mu_max:
                 dp = torch.linalg.solve(H + mu * eye, -g)
-                r_new = resid(p + dp, Xtr, Ytr)
+                r_new = resid(p + dp, Xtr, Ytr, w_tr)
                 sse_new = float(r_new @ r_new)
                 if sse_new < sse:
                     p, r, sse, mu, improved = p + dp, r_new, sse_new, mu * mu_dec, True
@@ -163,7 +170,7 @@ def fit_lm(model: nn.Module, Xtr: torch.Tensor, Ytr: torch.Tensor, Xva: torch.Te
                 mu *= mu_inc
             if not improved:
                 break
-            val = float(torch.mean(resid(p, Xva, Yva) ** 2))
+            val = float(torch.mean(resid(p, Xva, Yva, w_va) ** 2))
         if val < best_val:
             best_val, best_p, fails = val, p.clone(), 0
         else:
