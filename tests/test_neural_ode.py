@@ -179,6 +179,10 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert card["kind"] == "neural_ode" and card["onnx"] is None
     assert [o["name"] for o in card["outputs"]] == [f"rejection_{i}" for i in FDL2021_IONS]
     assert card["architecture"]["n_parameters"] == m.n_parameters
+    from nanosep.surrogates.card import ModelCard
+
+    card = ModelCard.load(card_path)                       # the shared card model reads it
+    assert card.kind == "neural_ode" and card.onnx is None and card.weights is not None
     m2 = NeuralODE.load(card_path)
     flux = np.array([7.0, 55.0, 120.0, 201.0])
     np.testing.assert_array_equal(m.predict_rejection(FEEDS, flux), m2.predict_rejection(FEEDS, flux))

@@ -222,15 +222,6 @@ def test_card_kinds_and_optional_onnx_for_neural_ode(tmp_path):
         ModelCard.load(p)
 
 
-def test_neural_ode_cards_in_results_load():
-    cards = sorted((Path(__file__).resolve().parents[1] / "results" / "surrogates" / "neural_ode").glob("*.card.json"))
-    if not cards:
-        pytest.skip("no neural-ODE cards in results/surrogates/neural_ode")
-    for c in cards:
-        card = ModelCard.load(c)
-        assert card.kind == "neural_ode" and card.onnx is None and card.weights is not None
-
-
 def test_mixture_case_has_two_outputs_in_declared_order(tmp_path):
     mix = load_surrogate_case(MIXTURE_CASE)
     xy = load_xy(write_analytic_dataset(tmp_path / "mix", mix, n=64, n_failed=0, chunk_size=32), mix.input_names,
