@@ -12,39 +12,39 @@ drinking-water case of sec. 3.1, local NLP with cyipopt).
 from .checks import check_degrees_of_freedom, check_structure
 from .costing import CostParameters, load_cost_parameters, verberne_costs
 from .errors import (
-                             DegreesOfFreedomError,
-                             FlowsheetError,
-                             InitializationError,
-                             StructuralSingularityError,
+    DegreesOfFreedomError,
+    FlowsheetError,
+    InitializationError,
+    StructuralSingularityError,
 )
 from .initialization import fixed_state, initialize_sequential, initialize_unit
 from .membrane import ChargeThicknessRelation, add_membrane
 from .properties import AqueousStream
 from .rejection import (
-                             ConstantRejection,
-                             ElementChain,
-                             ElementSurrogate,
-                             ModuleSurrogate,
-                             TwinRejection,
+    ConstantRejection,
+    ElementChain,
+    ElementSurrogate,
+    ModuleSurrogate,
+    TwinRejection,
 )
 from .stage import add_nf_stage
 from .superstructure import (
-                             PlantResult,
-                             PlantSpec,
-                             build_plant,
-                             drinking_water_plant,
-                             expected_degrees_of_freedom,
-                             initialize_plant,
-                             solve_plant,
+    PlantResult,
+    PlantSpec,
+    build_plant,
+    drinking_water_plant,
+    expected_degrees_of_freedom,
+    initialize_plant,
+    solve_plant,
 )
 from .unit_models import (
-                             add_feed,
-                             add_mixer,
-                             add_pump,
-                             add_sink,
-                             add_splitter,
-                             connect,
-                             expand_arcs,
+    add_feed,
+    add_mixer,
+    add_pump,
+    add_sink,
+    add_splitter,
+    connect,
+    expand_arcs,
 )
 
 __all__ = ["AqueousStream", "ChargeThicknessRelation", "ConstantRejection", "CostParameters", "DegreesOfFreedomError",
