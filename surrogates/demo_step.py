@@ -27,18 +27,11 @@ def engine_outputs(case, rows: pd.DataFrame, output_names: list[str]) -> tuple[n
 
     Returns (values (N, n_out), converged (N,)).
     """
-    from nanosep.surrogates.sampling import engine_arguments, solve_rows
+    from nanosep.surrogates.sampling import chunk_frame, engine_arguments, solve_rows
 
     batch = engine_arguments(case, rows)
-    out = solve_rows(batch)
-    cols = []
-    for name in output_names:
-        if name.startswith("rejection_"):
-            cols.append(out["rejection"][:, batch.ions.index(name.removeprefix("rejection_"))])
-        else:
-            ion = name.removeprefix("permeate_").removesuffix("_mol_m3")
-            cols.append(out["permeate_mol_m3"][:, batch.ions.index(ion)])
-    return np.column_stack(cols), np.asarray(out["converged"], bool)
+    frame = chunk_frame(rows, batch, solve_rows(batch))   # the dataset's own column layout
+    return frame[list(output_names)].to_numpy(), frame["converged"].to_numpy(bool)
 
 
 def _curve_rows(card, flux_name: str, flux: np.ndarray, fixed: dict[str, float]) -> pd.DataFrame:
