@@ -17,6 +17,14 @@ def results_dir(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def card_path(tmp_path_factory) -> Path:
+    """Model card of a small surrogate trained on synthetic data and exported to ONNX (built once per run)."""
+    from surrogate_testdata import trained_export
+
+    return trained_export(tmp_path_factory.mktemp("trained_export"))
+
+
 # benchmarks/ is not an installed package: the peer tests import its harnesses from the repo root
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:

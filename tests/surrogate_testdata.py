@@ -68,8 +68,8 @@ def write_analytic_dataset(directory: Path, case, n: int = 600, seed: int = 3, n
 def trained_export(base: Path, case_path: Path = MIXTURE_CASE, hidden: int = 5) -> Path:
     """Train a small shallow net on the analytic data of ``case_path`` and export it (ONNX + card).
 
-    Cached under ``base`` (pass ``tmp_path_factory.getbasetemp()``) so the test
-    modules of one session share a single training and export.
+    Cached under ``base``; the session fixture ``card_path`` of ``conftest.py`` calls it once
+    so that the test modules of one run share a single training and export.
     """
     import torch
     from nanosep.surrogates.domain import load_surrogate_case

@@ -54,13 +54,14 @@ def test_pitzer_osmotic_coefficient_matches_the_activity_model():
     assert 0.5 < float(phi) < 0.95  # non-ideal: clearly below van 't Hoff at 0.1 mol/kg
 
 
-def _line(R=(0.9, 0.9), osmotic=True, n_modules=10.0, dp_bar=6.0, flow=0.02):
-    """feed -> pump -> constant-rejection stage -> two sinks, square with the decisions fixed."""
+def _line(R=(0.9, 0.9), osmotic=True, n_modules=10.0, dp_bar=6.0, flow=0.02, rejection=None):
+    """feed -> pump -> stage (constant rejection ``R`` unless a ``rejection`` model is given) -> two sinks,
+    square with the decisions fixed."""
     m = pyo.ConcreteModel(name="line")
     add_membrane(m, thickness_nm=100.0, charge_mol_m3=-300.0)
     add_feed(m, "feed", IONS, flow_m3_s=flow, conc_mol_m3={"Na+": 20.0, "SO4-2": 10.0})
     add_pump(m, "pump", IONS, efficiency=0.75)
-    add_nf_stage(m, "stage", IONS, m.membrane, ConstantRejection(dict(zip(IONS, R))), osmotic_drive=osmotic)
+    add_nf_stage(m, "stage", IONS, m.membrane, rejection or ConstantRejection(dict(zip(IONS, R))), osmotic_drive=osmotic)
     add_sink(m, "perm", IONS)
     add_sink(m, "ret", IONS)
     connect(m, "a1", m.feed.outlet, m.pump.inlet)
@@ -172,32 +173,11 @@ def test_initialization_restores_fixed_flags_after_an_induced_failure():
 
 
 def test_twin_stage_rejection_equals_the_transport_engine():
-    from nanosep.flowsheets import (
-        TwinRejection,
-        add_feed,
-        add_membrane,
-        add_nf_stage,
-        add_pump,
-        add_sink,
-    )
+    from nanosep.flowsheets import TwinRejection
     from nanosep.transport.solver import solve_batch
 
     mem = {"pore_radius_m": 0.7e-9, "thickness_m": 1e-6, "pore_dielectric": 70.0, "charge_density_mol_m3": -50.0}
-    m = pyo.ConcreteModel()
-    add_membrane(m, thickness_nm=100.0)
-    add_feed(m, "feed", IONS, flow_m3_s=0.02, conc_mol_m3={"Na+": 20.0, "SO4-2": 10.0})
-    add_pump(m, "pump", IONS)
-    add_nf_stage(m, "stage", IONS, m.membrane, TwinRejection(**mem))
-    add_sink(m, "perm", IONS)
-    add_sink(m, "ret", IONS)
-    connect(m, "a1", m.feed.outlet, m.pump.inlet)
-    connect(m, "a2", m.pump.outlet, m.stage.feed)
-    connect(m, "a3", m.stage.permeate, m.perm.inlet)
-    connect(m, "a4", m.stage.retentate, m.ret.inlet)
-    expand_arcs(m)
-    m.pump.deltaP.fix(6e5)
-    m.stage.n_modules.fix(10)
-    m.membrane.thickness_nm.fix()
+    m = _line(n_modules=10, dp_bar=6.0, flow=0.02, rejection=TwinRejection(**mem))
     from pyomo.util.calc_var_value import calculate_variable_from_constraint
 
     calculate_variable_from_constraint(m.membrane.permeability, m.membrane.eq_permeability)

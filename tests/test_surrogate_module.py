@@ -198,18 +198,14 @@ def test_module_dataset_layout_and_resume(tmp_path):
         generate_module_dataset(case, out, 16, element=el, chunk_size=5)
 
 
-def test_onnx_surrogate_element_agrees_with_numpy_forward(tmp_path_factory):
+def test_onnx_surrogate_element_agrees_with_numpy_forward(card_path):
     """The adapter on a real ONNX surrogate (onnxruntime; the NaCl + Na2SO4 test network shared with
     the ONNX tests) gives the same module as the same network evaluated with numpy; Na+ closes
     every element permeate's electroneutrality."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from nanosep.surrogates.onnx_io import forward_numpy, load_surrogate
     from nanosep.surrogates.scaling import scale_inputs, unscale_outputs
-    from surrogate_testdata import trained_export
 
-    sur = load_surrogate(trained_export(tmp_path_factory.getbasetemp()))
+    sur = load_surrogate(card_path)
     assert sur.card.input_names[-2:] == ["c_Cl-_mol_m3", "c_SO4-2_mol_m3"]
     ions, z = ("Na+", "Cl-", "SO4-2"), np.array([1.0, -1.0, -2.0])
     onnx_el = PredictorElement.from_surrogate(sur, ions, z, balance_with="Na+")

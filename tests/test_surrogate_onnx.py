@@ -26,12 +26,6 @@ from nanosep.surrogates.onnx_io import (
     load_surrogate,
     random_domain_points,
 )
-from surrogate_testdata import trained_export
-
-
-@pytest.fixture(scope="module")
-def card_path(tmp_path_factory):
-    return trained_export(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

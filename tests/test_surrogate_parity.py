@@ -22,12 +22,6 @@ from nanosep.surrogates.onnx_io import (
     torch_predict,
 )
 from nanosep.surrogates.training import load_model_dir
-from surrogate_testdata import trained_export
-
-
-@pytest.fixture(scope="module")
-def card_path(tmp_path_factory):
-    return trained_export(tmp_path_factory.getbasetemp())
 
 
 def _solve_square(surrogate, formulation: str, X: np.ndarray) -> np.ndarray:
