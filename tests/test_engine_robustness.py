@@ -1,13 +1,12 @@
 """Engine numerics: coarse-grid start (exactness on the full grid), interpolation, residual-only evaluation."""
 import numpy as np
 import pytest
+from nanosep.transport import Membrane, TransportOptions, chebyshev, solve, solve_batch
+from nanosep.transport.partitioning import donnan_potential
+from nanosep.transport.solver import build_parameters, coarse_grids, ion_scale
+from nanosep.transport.system import DSPMDESystem
 
 from nanosep.errors import InvalidInputError
-from nanosep.transport import Membrane, TransportOptions, solve, solve_batch
-from nanosep.transport import chebyshev
-from nanosep.transport.solver import build_parameters, coarse_grids, ion_scale
-from nanosep.transport.partitioning import donnan_potential
-from nanosep.transport.system import DSPMDESystem
 
 NF = Membrane(0.5e-9, 1.3e-6, 40.0, -40.0)
 FEED = {"Na+": 40.0, "Ca+2": 5.0, "Mg+2": 4.0, "Cl-": 48.0, "SO4-2": 5.0}
@@ -101,3 +100,127 @@ def test_mixed_batch_with_a_case_the_coarse_grids_cannot_solve_still_converges()
                                                coarse_grids=0))
     assert r.converged.all()
     np.testing.assert_allclose(r.rejection, ref.rejection, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- recorded hard cases
+# Samples of the 10^4-point robustness run (benchmarks/robustness.py, seed 20240611, Davies + film k = 2e-5 m/s)
+# that failed before the robust fallbacks (results/benchmarks/robustness_n10000_2026-11-22_before-fallback_failures.csv).
+DAVIES_FILM = TransportOptions(activity="davies", polarization="film", mass_transfer_m_s=2e-5)
+S8411 = dict(ions=["Na+", "Mg+2", "SO4-2"], c=[86.01883128647816, 14.339245180126358, 57.348660823365435],
+             flux_m_s=3.0233019599183574e-05, pore_radius_m=1.470921447314322e-9, thickness_m=5.370370623693173e-6,
+             pore_dielectric=20.4162129573524, charge_density_mol_m3=-495.27590814977884,
+             temperature_K=273.15 + 8.126314571127295)
+ROBUSTNESS_IONS = ["Na+", "K+", "Li+", "Ca+2", "Mg+2", "Cl-", "NO3-", "SO4-2"]
+S6750 = dict(c=[0.0, 0.010228528391061444, 1.0823929447261977, 28.12069939812535, 5.525831241540177, 0.0,
+                68.3856827524483, 0.0],
+             flux_m_s=4.18553574645978e-05, pore_radius_m=0.6726497277617454e-9, thickness_m=0.13909764644770617e-6,
+             pore_dielectric=20.64648786559701, charge_density_mol_m3=-878.6632008850574,
+             temperature_K=273.15 + 6.944261807948351)
+
+
+def _solve_case(case, ions, **opt):
+    kw = {k: v for k, v in case.items() if k not in ("ions", "c")}
+    return solve_batch(ions, [case["c"]], options=DAVIES_FILM.with_(**opt), strict=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def hard_8411():
+    return {N: _solve_case(S8411, S8411["ions"], nodes=N) for N in (24, 48)}
+
+
+def test_hard_case_with_a_vanishing_exit_co_ion_converges(hard_8411):
+    """8411: wall ~20x the feed, SO4-2 pore concentration falls to ~1e-15 (1e-26 at 80 % of the flux) of its entrance value at the
+    permeate end (exit Donnan jump ~15 thermal voltages): needs the log exit unknowns + row rescaling."""
+    r = hard_8411[24]
+    assert r.converged.all()
+    so4 = r.c_layer[0, 2]
+    assert so4[-1] / so4[0] < 1e-12 and np.all(so4 > 0)
+    assert np.nanmax(r.c_wall[0] / r.c_feed[0]) > 10.0
+
+
+def test_hard_case_conservation_and_electroneutrality(hard_8411):
+    r = hard_8411[24]
+    z = r.charges
+    X = S8411["charge_density_mol_m3"]
+    assert np.max(np.abs(z @ r.c_layer[0] + X) / (np.abs(z) @ r.c_layer[0] + abs(X))) < 1e-10
+    assert abs(z @ r.c_perm[0]) / (np.abs(z) @ r.c_perm[0]) < 1e-10
+    # layer-averaged diffusion + convection + migration = J_v c_p (constant ion flux across the layer)
+    np.testing.assert_allclose(r.flux_split[0].sum(-1), r.ion_flux[0], rtol=1e-10)
+
+
+def test_hard_case_rejection_converges_under_node_doubling(hard_8411):
+    assert hard_8411[48].converged.all()
+    np.testing.assert_allclose(hard_8411[48].rejection, hard_8411[24].rejection, rtol=0, atol=1e-8)
+
+
+S2519 = dict(c=[0.010186993415937772, 5.371054884236261, 0.0, 0.0, 0.0, 5.3812418776522, 0.0, 0.0],
+             flux_m_s=2.4094639894437334e-05, pore_radius_m=0.36473736371845006e-9,
+             thickness_m=5.3335059412776324e-6, pore_dielectric=39.870667830109596,
+             charge_density_mol_m3=-453.6638450808823, temperature_K=273.15 + 9.843866266310215)
+
+
+def test_absent_ion_fallback_solves_with_the_present_ions(monkeypatch):
+    """A case with absent ions that (forced here) fails on the full ion list is re-solved with its present
+    ions only: absent ions NaN, solution row NaN, present ions as with the trace level to ~1e-12."""
+    from nanosep.transport import solver
+    ions = ["Na+", "K+", "Ca+2", "Mg+2", "Cl-", "SO4-2"]
+    c = [[40.0, 0.0, 5.0, 4.0, 48.0, 5.0], [10.0, 2.0, 0.0, 1.0, 14.0, 0.0]]
+    kw = dict(flux_m_s=[2e-6, 3e-5], pore_radius_m=[0.5e-9, 0.45e-9], thickness_m=[1.3e-6, 0.4e-6],
+              pore_dielectric=[40.0, 30.0], charge_density_mol_m3=[-40.0, 60.0], temperature_K=[298.15, 283.15],
+              options=DAVIES_FILM)
+    normal = solve_batch(ions, c, **kw)
+    original = solver._solve_chunk
+    calls = []
+
+    def fail_on_full_list(prm, options):
+        out = original(prm, options)
+        calls.append(prm.n_ions)
+        if prm.n_ions == len(ions):
+            out[2][:] = False          # pretend the full ion list failed
+        return out
+
+    monkeypatch.setattr(solver, "_solve_chunk", fail_on_full_list)
+    r = solve_batch(ions, c, **kw)
+    assert r.converged.all() and sorted(calls) == [4, 5, 6]
+    present = np.array(c) > 0
+    assert np.isnan(r.solution).all() and np.isnan(r.c_perm[~present]).all()
+    np.testing.assert_allclose(r.c_perm[present], normal.c_perm[present], rtol=1e-9)
+    assert np.nanmax(np.abs(r.rejection - normal.rejection)) < 1e-9
+    z = r.charges
+    assert np.all(np.abs(np.nansum(z * r.c_perm, axis=1)) / np.nansum(np.abs(z) * r.c_perm, axis=1) < 1e-10)
+
+
+@pytest.mark.slow
+def test_recorded_failures_with_absent_ions_converge():
+    """6750 (robust continuation on the 8-ion list) and 2519 (needs the present-ion fallback): converge,
+    electroneutral permeate; the present-ion solve agrees under node doubling."""
+    for case in (S6750, S2519):
+        full = _solve_case(case, ROBUSTNESS_IONS)
+        assert full.converged.all()
+        present = np.array(case["c"]) > 0
+        z = full.charges
+        assert abs(np.nansum(z * full.c_perm[0])) / np.nansum(np.abs(z) * full.c_perm[0]) < 1e-10
+        ions_p = [i for i, p in zip(ROBUSTNESS_IONS, present) if p]
+        direct = {N: _solve_case(dict(case, c=list(np.array(case["c"])[present])), ions_p, nodes=N) for N in (24, 48)}
+        assert direct[24].converged.all() and direct[48].converged.all()
+        np.testing.assert_allclose(direct[48].rejection, direct[24].rejection, rtol=0, atol=1e-8)
+        # 6750 converges on the 8-ion list (trace ions at 1e-12 of the feed): ~1e-9 from the present-ion answer
+        np.testing.assert_allclose(full.rejection[0, present], direct[24].rejection[0], rtol=0, atol=1e-8)
+
+
+def test_ordinary_cases_are_unchanged_by_the_fallbacks():
+    """Cases that converge without the fallbacks keep the engine's previous answers bit for bit (reference
+    values from the engine before the fallbacks existed; the third case needs the flux continuation)."""
+    ions = ["Na+", "K+", "Ca+2", "Mg+2", "Cl-", "SO4-2"]
+    c = [[40.0, 0.0, 5.0, 4.0, 48.0, 5.0], [10.0, 2.0, 0.0, 1.0, 14.0, 0.0], [100.0, 0.0, 0.0, 0.0, 100.0, 0.0]]
+    r = solve_batch(ions, c, flux_m_s=[2e-6, 3e-5, 6e-5], pore_radius_m=[0.5e-9, 0.45e-9, 0.6e-9],
+                    thickness_m=[1.3e-6, 0.4e-6, 3e-6], pore_dielectric=[40.0, 30.0, 50.0],
+                    charge_density_mol_m3=[-40.0, 60.0, -200.0], temperature_K=[298.15, 283.15, 318.15],
+                    options=DAVIES_FILM)
+    nan = np.nan
+    before = [[22.47596602750111, nan, 1.4449447260207202, 1.1880335982648944, 27.739037344621252,
+               0.0014426657536261123],
+              [0.12360290556312103, 0.006961418850450288, nan, 1.0144521121825568e-07, 0.13056452730399123, nan],
+              [78.58932203380365, nan, nan, nan, 78.58932203459011, nan]]
+    assert r.converged.all() and list(r.iterations) == [7, 20, 29] and list(r.continuation_steps) == [0, 0, 4]
+    np.testing.assert_allclose(r.c_perm, before, rtol=1e-12, equal_nan=True)

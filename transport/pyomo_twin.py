@@ -320,6 +320,10 @@ def initialize_from_engine(block, result: BatchResult, case_index: int = 0) -> N
         raise InvalidInputError(f"engine case {case_index} was solved on other nodes than the twin's (a mapped case "
                                 f"that converged only on the plain grid, see grid_map.py): map strength {a[0]:.4g}")
     x = np.asarray(result.solution)[case_index:case_index + 1]  # same options, so the same Layout
+    if result.converged[case_index] and np.isnan(x).any():
+        absent = [i for i, cf in zip(result.ions, result.c_feed[case_index]) if not cf > 0]
+        raise InvalidInputError(f"engine case {case_index} was solved with its present ions only (absent {absent}, "
+                                "see solver._retry_present_ions): build the twin with the present ions")
     given, engine = [block.conc_feed[i].value for i in block.ion_names], list(result.c_feed[case_index])
     if prm.pressure is None:
         given, engine = given + [block.flux_vol.value], engine + [result.flux_m_s[case_index]]

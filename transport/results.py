@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,8 @@ PARTITION_KEYS = ("steric", "born", "image", "donnan", "activity", "total")
 #: fields shared by all cases of a batch (not indexed by case)
 SHARED_FIELDS = ("ions", "charges", "x", "y_film", "meta")
 FLUX_PARTS = ("diffusion", "convection", "migration")
+#: per-case fields with an ion axis (axis 1)
+ION_FIELDS = ("c_feed", "c_wall", "c_perm", "ion_flux", "flux_split", "c_layer", "c_film")
 
 
 @dataclass
@@ -43,12 +44,12 @@ class BatchResult:
     thickness_m: np.ndarray             # (B,)
     c_layer: np.ndarray                 # (B, n, M) pore concentrations
     phi_layer: np.ndarray               # (B, M) dimensionless potential
-    y_film: Optional[np.ndarray] = None     # (Mf,) normalized film coordinate
-    c_film: Optional[np.ndarray] = None     # (B, n, Mf)
-    phi_film: Optional[np.ndarray] = None   # (B, Mf)
-    continuation_steps: Optional[np.ndarray] = None  # (B,)
-    solution: Optional[np.ndarray] = None   # (B, m) raw unknowns (warm starts, Pyomo twin)
-    x_layer: Optional[np.ndarray] = None    # (B, M) node positions per case, fraction of the thickness
+    y_film: np.ndarray | None = None     # (Mf,) normalized film coordinate
+    c_film: np.ndarray | None = None     # (B, n, Mf)
+    phi_film: np.ndarray | None = None   # (B, Mf)
+    continuation_steps: np.ndarray | None = None  # (B,)
+    solution: np.ndarray | None = None   # (B, m) raw unknowns (warm starts, Pyomo twin)
+    x_layer: np.ndarray | None = None    # (B, M) node positions per case, fraction of the thickness
     #                                         (differ from ``x`` where the grid is mapped, see grid_map.py)
     meta: dict = field(default_factory=dict)
 
@@ -92,12 +93,12 @@ class BatchResult:
             rows[f"{part}_flux_mol_m2_s"] = self.flux_split[:, :, j].ravel()
         return pd.DataFrame(rows)
 
-    def take(self, idx) -> "BatchResult":
+    def take(self, idx) -> BatchResult:
         """The cases ``idx`` (indices or boolean mask), in that order."""
         return self._map_cases(lambda name, get: get(self)[idx])
 
     @classmethod
-    def concat(cls, parts: list["BatchResult"]) -> "BatchResult":
+    def concat(cls, parts: list[BatchResult]) -> BatchResult:
         """Stack results along the case axis (the ion lists must agree)."""
         parts = list(parts)
         if len(parts) == 1:
@@ -111,7 +112,7 @@ class BatchResult:
             return None if any(v is None for v in vals) else np.concatenate(vals)
         return parts[0]._map_cases(stack)
 
-    def _map_cases(self, fn) -> "BatchResult":
+    def _map_cases(self, fn) -> BatchResult:
         """Apply ``fn(name, getter)`` to every per-case array (also inside dict fields)."""
         out = {}
         for name in self.__dataclass_fields__:
@@ -126,7 +127,31 @@ class BatchResult:
                 out[name] = v
         return BatchResult(**out)
 
-    def case(self, b: int) -> "CaseResult":
+    def with_ions(self, ions: tuple[str, ...], charges: np.ndarray, keep: np.ndarray,
+                  solution_size: int) -> BatchResult:
+        """The same cases reported for a longer ion list ``ions``: ion ``j`` of this result is ion
+        ``keep[j]`` there; the other ions get NaN (as absent ions do), and ``solution`` becomes
+        NaN rows of ``solution_size`` (the unknowns of the longer list's system do not exist)."""
+        B, n = len(self), len(ions)
+
+        def widen(arr):
+            out = np.full((B, n) + arr.shape[2:], np.nan)
+            out[:, keep] = arr
+            return out
+        out = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            if name in ION_FIELDS and v is not None:
+                out[name] = widen(v)
+            elif name in ("partition_feed", "partition_perm"):
+                out[name] = {k: widen(a) for k, a in v.items()}
+            else:
+                out[name] = v
+        out["ions"], out["charges"] = tuple(ions), charges
+        out["solution"] = np.full((B, solution_size), np.nan)
+        return BatchResult(**out)
+
+    def case(self, b: int) -> CaseResult:
         """A per-case view."""
         return CaseResult(self, b)
 

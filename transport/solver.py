@@ -8,25 +8,33 @@ guess, then on each finer grid from the interpolant of the coarser solution, so
 that the full grid typically needs one Newton iteration; the answer is always the
 full grid's.  On every grid, cases that fail from their starting point are
 re-solved by continuation in the water flux (or applied pressure) from the exact
-zero-flux (Donnan equilibrium) solution.  Nothing is silently dropped: a case that still
+zero-flux (Donnan equilibrium) solution; cases that fail that too are re-solved by a robust
+continuation (logarithmic permeate-end unknowns, adaptive row scales), and a case that still fails
+and has absent ions is re-solved with its present ions only.  These fallbacks run only for cases
+that fail without them.  Nothing is silently dropped: a case that still
 fails is returned with ``converged = False`` and its reason, or raises
 :class:`~nanosep.errors.ConvergenceError` naming its inputs if ``strict``.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Sequence
 
 import numpy as np
 
 from nanosep import water
-from nanosep.constants import (BOLTZMANN, ELEMENTARY_CHARGE, FARADAY, GAS_CONSTANT,
-                               VACUUM_PERMITTIVITY)
+from nanosep.constants import (
+    BOLTZMANN,
+    ELEMENTARY_CHARGE,
+    FARADAY,
+    GAS_CONSTANT,
+    VACUUM_PERMITTIVITY,
+)
 from nanosep.errors import ConvergenceError, ElectroneutralityError, InvalidInputError
 from nanosep.ions import IonDatabase
 
-from . import chebyshev, grid_map
+from . import chebyshev, grid_map, log_unknowns
 from .hindrance import hindrance
 from .newton import newton, single_thread_torch
 from .options import TransportOptions
@@ -38,6 +46,7 @@ from .system import BatchParameters, DSPMDESystem
 log = logging.getLogger(__name__)
 
 EN_RTOL = 1e-6  #: relative electroneutrality tolerance of a feed
+LOG_STEP_CAP = 3.0  #: largest Newton change of a logarithmic unknown in the robust continuation
 
 
 # ---------------------------------------------------------------------- validation
@@ -121,7 +130,7 @@ class _ActivityFn:
     scalars, otherwise arrays over the cases (the activity models broadcast them).
     """
 
-    def __init__(self, kind: str, ions: Sequence[str], T: np.ndarray, charges: Optional[Sequence[int]] = None):
+    def __init__(self, kind: str, ions: Sequence[str], T: np.ndarray, charges: Sequence[int] | None = None):
         from .activity import make_activity_model
         self.kind, self.ions, self.T = kind, tuple(ions), np.asarray(T, dtype=float)
         self.charges = None if charges is None else [int(q) for q in charges]
@@ -147,7 +156,7 @@ def ion_scale(prm: BatchParameters, phi0: np.ndarray) -> np.ndarray:
 def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25: np.ndarray,
                      c_feed: np.ndarray, flux: np.ndarray, pore_radius: np.ndarray, thickness: np.ndarray,
                      pore_dielectric: np.ndarray, charge: np.ndarray, T: np.ndarray,
-                     options: TransportOptions, pressure: Optional[np.ndarray] = None) -> BatchParameters:
+                     options: TransportOptions, pressure: np.ndarray | None = None) -> BatchParameters:
     """Evaluate every property the collocation system needs for a batch (SI units)."""
     B, n = c_feed.shape
     diff = water.diffusivity_at(d25[None, :], T[:, None])
@@ -282,28 +291,41 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
     res = rep.residual.copy()
     reason = rep.reason.copy()
     steps = np.zeros(B, int)
-    bad = np.flatnonzero(~conv)
-    if bad.size:
+    # cases that fail: flux continuation; those that still fail: the robust continuation (fallback only,
+    # so every case that converges without it keeps exactly its old arithmetic)
+    for robust in (False, True):
+        bad = np.flatnonzero(~conv)
+        if not bad.size:
+            break
         xs, ok, it_sum, n_steps = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options, nodes,
-                                                film_nodes)
+                                                film_nodes, robust=robust)
         x[bad[ok]] = xs[ok]
         conv[bad[ok]] = True
         iters[bad] += it_sum
         res[bad[ok]] = 0.0
         reason[bad[ok]] = ""
-        reason[bad[~ok]] = "no convergence with adaptive flux continuation from the zero-flux solution"
-        steps[bad] = n_steps
+        reason[bad[~ok]] = ("no convergence with adaptive flux continuation from the zero-flux solution"
+                            + (" (also with log exit unknowns and adaptive row scales)" if robust else ""))
+        steps[bad] += n_steps
     return sys_, x, conv, iters, res, reason, steps
 
 
 def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, caps: np.ndarray,
                   options: TransportOptions, nodes: int, film_nodes: int, start: float = 1e-4,
-                  max_steps: int = 200):
+                  max_steps: int = 200, robust: bool = False):
     """Adaptive continuation in ln(flux) (or ln(pressure)) from the exact zero-flux solution.
 
     Every case advances its own fraction ``f`` of the target drive from ``start``
     to 1; a converged step grows the next increment by 1.5, a failed one halves it
     and retries from the last converged point.  Returns (x, ok, iterations, steps).
+
+    ``robust`` (the fallback for cases that fail without it) changes how the same equations are
+    solved, not the equations: the permeate-end pore concentrations are logarithmic unknowns
+    (:mod:`.log_unknowns`), and every step scales the rows of each ion by the larger of its
+    feed-Donnan estimate and its largest pore concentration at the last converged point (at
+    high flux the polarized wall weakens the Donnan exclusion, and a co-ion's pore
+    concentration can exceed the feed estimate by 1e8, which put the rows' round-off floor
+    above the Newton tolerance).
     """
     B = prm.batch
     target_flux = prm.flux.copy()
@@ -324,6 +346,11 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
         work.pressure = target_p * f0
     system = DSPMDESystem(work, nodes, film_nodes, scale)
     x = system.initial_guess(phi0, "equilibrium")
+    mask = log_unknowns.exit_mask(system) if robust else None
+    if robust:
+        x = log_unknowns.to_log(x, mask)
+        caps = caps.copy()
+        caps[mask.any(axis=0)] = LOG_STEP_CAP
     ok = np.zeros(B, bool)
     failed = np.zeros(B, bool)
     its = np.zeros(B, int)
@@ -338,10 +365,18 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
         sub.flux = target_flux[act] * np.exp(trial)
         if target_p is not None:
             sub.pressure = target_p[act] * np.exp(trial)
-        ssys = DSPMDESystem(sub, nodes, film_nodes, scale[act])
+        sc = scale[act]
+        if robust:
+            c_last = system.unpack(log_unknowns.from_log(x[act], mask[act]))["c"]
+            sc = np.maximum(sc, c_last.max(axis=2))
+        ssys = DSPMDESystem(sub, nodes, film_nodes, sc)
         _attach_subsetting(ssys)
-        xn, rep = newton(lambda xs, idx, jac: ssys._sub(idx).evaluate(xs, jac), x[act], caps, options.tol,
-                         min(25, options.max_iter), ssys.norm_weights())
+        ev = lambda xs, idx, jac: ssys._sub(idx).evaluate(xs, jac)
+        wts = ssys.norm_weights()
+        if robust:
+            ev = log_unknowns.wrap(ev, mask[act])
+            wts[mask[act]] = 1.0
+        xn, rep = newton(ev, x[act], caps, options.tol, min(25, options.max_iter), wts)
         its[act] += rep.iterations
         steps[act] += 1
         good = rep.converged
@@ -352,6 +387,8 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
         failed[act[~good & (dln[act] < 1e-3)]] = True
         ok[act[good & (trial >= 0.0)]] = True
         first = False
+    if robust:
+        x = log_unknowns.from_log(x, mask)
     return x, ok, its, steps
 
 
@@ -414,7 +451,7 @@ def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, optio
         split[m] = np.stack([(dif[m] * wg).sum(-1), (con[m] * wg).sum(-1), (mig[m] * wg).sum(-1)], axis=-1)
     out = BatchResult(
         ions=tuple(ions), charges=z, flux_m_s=np.asarray(jv, float).copy(), converged=conv, iterations=iters,
-        residual=res, reason=reason, c_feed=prm.c_feed, c_wall=cw, c_perm=cp, ion_flux=jv[:, None] * cp,
+        residual=res, reason=reason, c_feed=prm.c_feed, c_wall=cw.copy(), c_perm=cp, ion_flux=jv[:, None] * cp,
         partition_feed=part_f, partition_perm=part_p, donnan_feed_V=(s["p"][:, 0] - pw) * RT_F,
         donnan_perm_V=(s["p"][:, -1] - s["pp"]) * RT_F, flux_split=split, x=chebyshev.nodes(sys_.N),
         thickness_m=L, c_layer=c, phi_layer=s["p"], continuation_steps=steps, solution=x,
@@ -445,8 +482,8 @@ def feed_matrix(c_feed, names: Sequence[str]) -> np.ndarray:
 
 def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None, pore_radius_m,
                 thickness_m, pore_dielectric, charge_density_mol_m3, temperature_K=298.15,
-                options: TransportOptions = TransportOptions(), ion_db: Optional[IonDatabase] = None,
-                balance_with: Optional[str] = None, strict: bool = False, chunk_size: int = 4096,
+                options: TransportOptions = TransportOptions(), ion_db: IonDatabase | None = None,
+                balance_with: str | None = None, strict: bool = False, chunk_size: int = 4096,
                 workers: int = 1) -> BatchResult:
     """Solve DSPM-DE for ``B`` cases at once.
 
@@ -541,6 +578,11 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
         result = result.take(order)
     else:
         result = BatchResult.concat(parts)
+    retry = np.flatnonzero(~result.converged & absent.any(axis=1))
+    if retry.size:
+        with single_thread_torch():
+            result = _retry_present_ions(result, retry, absent, names, z, radius, d25, c, flux0, rp, L, eps, X, T,
+                                         P, options)
     result.c_feed = c
     if absent.any():
         for arr in (result.c_perm, result.c_wall):
@@ -556,6 +598,43 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
             f"dx_e={L[b]:.4g} m, eps_p={eps[b]:.4g}, X={X[b]:.4g} mol/m3, T={T[b]:.4g} K, "
             f"feed={dict(zip(names, c[b].round(6).tolist()))} mol/m3")
     return result
+
+
+def _retry_present_ions(result: BatchResult, retry, absent, names, z, radius, d25, c, flux, rp, L, eps, X, T, P,
+                        options: TransportOptions) -> BatchResult:
+    """Fallback for failed cases with absent ions (c = 0): solve them with their present ions only.
+
+    Absent ions are normally carried at a trace level (1e-12 of the feed) so that one system serves
+    the batch; a trace co-ion at high flux has pore concentrations spanning 1e-30 and more, whose
+    rows the Newton method cannot resolve.  Dropping them changes the other ions' answers by
+    ~1e-12, far below any other error; the dropped ions are reported NaN (as always) and the
+    case's ``solution`` row is NaN (its unknowns belong to the shorter ion list: solve such a case
+    with its present ions to initialize the Pyomo twin from it).
+    """
+    m = result.solution.shape[1] if result.solution is not None else 0
+    done_idx, parts = [], []
+    for pat in np.unique(absent[retry], axis=0):
+        grp = retry[(absent[retry] == pat).all(axis=1)]
+        keep = np.flatnonzero(~pat)
+        if not np.any(z[keep] != 0):
+            continue
+        sub_names = [names[k] for k in keep]
+        prm = build_parameters(sub_names, z[keep], radius[keep], d25[keep], c[np.ix_(grp, keep)], flux[grp], rp[grp],
+                               L[grp], eps[grp], X[grp], T[grp], options, None if P is None else P[grp])
+        out = _collect(*_solve_chunk(prm, options), sub_names, options)
+        ok = np.flatnonzero(out.converged)
+        log.debug("%d of %d failed cases converged with their %d present ions only", ok.size, grp.size, keep.size)
+        if ok.size:
+            wide = out.take(ok).with_ions(tuple(names), z, keep, m)
+            wide.iterations = wide.iterations + result.iterations[grp[ok]]
+            parts.append(wide)
+            done_idx.append(grp[ok])
+    if not parts:
+        return result
+    done_idx = np.concatenate(done_idx)
+    rest = np.setdiff1d(np.arange(len(result)), done_idx)
+    merged = BatchResult.concat([result.take(rest)] + parts)
+    return merged.take(np.argsort(np.concatenate([rest, done_idx])))
 
 
 def _rebalance_trace(c, z, absent):
@@ -603,8 +682,8 @@ def _pure_water_permeate(idx, names, z, radius, d25, c, flux, rp, L, T, P, optio
 
 
 def solve(membrane, feed_mol_m3: dict, *, flux_m_s=None, pressure_pa=None, temperature_K: float = 298.15,
-          options: TransportOptions = TransportOptions(), ion_db: Optional[IonDatabase] = None,
-          balance_with: Optional[str] = None, strict: bool = True) -> BatchResult:
+          options: TransportOptions = TransportOptions(), ion_db: IonDatabase | None = None,
+          balance_with: str | None = None, strict: bool = True) -> BatchResult:
     """Solve one membrane and feed at one or several fluxes (or pressures).
 
     ``feed_mol_m3`` maps ion names (any common spelling) to bulk concentrations
