@@ -65,8 +65,24 @@ def write_analytic_dataset(directory: Path, case, n: int = 600, seed: int = 3, n
     return directory
 
 
-def trained_export(base: Path, case_path: Path = MIXTURE_CASE, hidden: int = 5) -> Path:
-    """Train a small shallow net on the analytic data of ``case_path`` and export it (ONNX + card).
+def log_offset_mixture_case(directory: Path) -> Path:
+    """The mixture case file with seed 002's full flux range, 0-50 um/s on a ``log_offset`` scale (offset
+    0.01 um/s), written into ``directory``: the shipped case starts at 0.5 um/s on a ``log`` scale, and the
+    embedding parity tests need a ``log_offset`` input whose lower bound is 0."""
+    import yaml
+
+    d = yaml.safe_load(MIXTURE_CASE.read_text())
+    d["inputs"] = [{"name": "flux_um_s", "low": 0.0, "high": 50.0, "scale": "log_offset", "offset": 0.01}
+                   if v["name"] == "flux_um_s" else v for v in d["inputs"]]
+    path = Path(directory) / MIXTURE_CASE.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+def trained_export(base: Path, case_path: Path | None = None, hidden: int = 5) -> Path:
+    """Train a small shallow net on the analytic data of ``case_path`` (default: the mixture case with a
+    log_offset flux, :func:`log_offset_mixture_case`) and export it (ONNX + card).
 
     Cached under ``base``; the session fixture ``card_path`` of ``conftest.py`` calls it once
     so that the test modules of one run share a single training and export.
@@ -76,6 +92,8 @@ def trained_export(base: Path, case_path: Path = MIXTURE_CASE, hidden: int = 5) 
     from nanosep.surrogates.onnx_io import export_model_dir
     from nanosep.surrogates.training import train_case
 
+    if case_path is None:
+        case_path = log_offset_mixture_case(Path(base) / "case")
     case = load_surrogate_case(case_path)
     root = Path(base) / f"shared_{case.name}_{hidden}"
     card = root / "export" / f"{case.name}.card.json"
