@@ -7,7 +7,8 @@ inputs, a forward evaluation, no solve):
 * :class:`ConstantRejection`   ``R_j`` = given constants (a stand-in with a closed form);
 * :class:`ElementSurrogate`    one element surrogate (seed 002 Table 1, k = 1) at the stage feed,
                                embedded through OMLT (:func:`nanosep.surrogates.embedding.add_surrogate`,
-                               formulation ``"full"`` or ``"reduced"``);
+                               formulation ``"full"``, ``"reduced"`` or ``"explicit"``, the last
+                               without auxiliary variables, :mod:`nanosep.surrogates.explicit`);
 * :class:`ModuleSurrogate`     the same with a module surrogate that also takes ``gamma`` =
                                F_perm / F_feed (seed 002 Table 3);
 * :class:`ElementChain`        K element surrogates in series along the channel with ion balances
@@ -150,7 +151,7 @@ class ElementSurrogate:
         ions = stage.feed.ion_names
         direct, bal = _balance_ion(self.surrogate, ions, self.balance_with)
         for j in direct:
-            stage.rejection[j].set_value(float(stage.surrogate.outputs[f"rejection_{j}"].value))
+            stage.rejection[j].set_value(float(pyo.value(stage.surrogate.outputs[f"rejection_{j}"])))
         if bal is not None:
             c = {i: float(stage.feed.conc[i].value) for i in ions}
             cp = {i: (1 - stage.rejection[i].value) * c[i] for i in direct}
@@ -225,7 +226,7 @@ class ElementChain:
         for k in range(1, K + 1):
             _set_inputs(ch.element[k], self.surrogate, stage, lambda i, k=k: ch.conc[k - 1, i])
             c = {j: float(ch.conc[k - 1, j].value) for j in ions}
-            cp = {j: (1.0 - float(ch.element[k].outputs[f"rejection_{j}"].value)) * c[j] for j in direct}
+            cp = {j: (1.0 - float(pyo.value(ch.element[k].outputs[f"rejection_{j}"]))) * c[j] for j in direct}
             if bal is not None:
                 cp[bal] = max(-sum(z[i] * cp[i] for i in direct) / z[bal], 0.0)
             for j in ions:

@@ -15,7 +15,9 @@ expressions ``(t(x) - offset) / factor`` with ``t`` = identity, ``log10(x)`` or
 formulation (``"full"``: ``FullSpaceSmoothNNFormulation``, one variable and
 constraint per neuron; ``"reduced"``: ``ReducedSpaceSmoothNNFormulation``, the
 network as nested expressions), and the physical outputs bounded by the card's
-physical range.
+physical range.  ``"explicit"`` (:mod:`nanosep.surrogates.explicit`) makes ``block.outputs`` named
+Expressions of ``block.inputs``: one nested tanh expression per output, no OMLT block, no
+auxiliary variables and no constraints (the reduced space of seed 002, for global solvers).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from nanosep.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
-Formulation = Literal["full", "reduced"]
+Formulation = Literal["full", "reduced", "explicit"]
 
 
 def input_bounds(surrogate: Surrogate, widen: float = 0.0) -> list[tuple[float, float]]:
@@ -99,7 +101,11 @@ def omlt_formulation(net, formulation: Formulation):
         return FullSpaceSmoothNNFormulation(net)
     if formulation == "reduced":
         return ReducedSpaceSmoothNNFormulation(net)
-    raise InvalidInputError(f"unknown formulation {formulation!r}; choose 'full' or 'reduced'")
+    if formulation == "explicit":
+        from nanosep.surrogates.explicit import ExplicitSmoothNNFormulation
+
+        return ExplicitSmoothNNFormulation(net)
+    raise InvalidInputError(f"unknown formulation {formulation!r}; choose 'full', 'reduced' or 'explicit'")
 
 
 def add_surrogate(block, surrogate: Surrogate, formulation: Formulation = "full", *, widen: float = 0.0) -> None:
@@ -129,6 +135,13 @@ def add_surrogate(block, surrogate: Surrogate, formulation: Formulation = "full"
 
     block.inputs = pyo.Var(in_names, bounds=lambda b, n: bounds[in_names.index(n)],
                            initialize=lambda b, n: centre(in_names.index(n)))
+    if formulation == "explicit":  # outputs as nested expressions of the inputs: nothing else to add
+        from nanosep.surrogates.explicit import surrogate_expressions
+
+        y = surrogate_expressions(surrogate, {n: block.inputs[n] for n in in_names}, net=net)
+        block.outputs = pyo.Expression(out_names, rule=lambda b, n: y[n])
+        block.nn_definition = net
+        return
     block.outputs = pyo.Var(out_names, bounds=lambda b, n: (card.outputs[out_names.index(n)].low,
                                                             card.outputs[out_names.index(n)].high))
     block.nn = OmltBlock()
@@ -155,6 +168,8 @@ def initialize_from_inputs(block, surrogate: Surrogate) -> None:
     from nanosep.surrogates.scaling import scale_inputs, unscale_outputs
 
     card = surrogate.card
+    if block.component("nn") is None:  # "explicit": the outputs are expressions of the inputs
+        return
     x = np.array([[pyo.value(block.inputs[n]) for n in card.input_names]])
     a = scale_inputs(x, card.input_scaling, card.input_scales)[0]  # type: ignore[arg-type]
     nn = block.nn
