@@ -151,5 +151,67 @@ def export(
     raise typer.Exit(run_export_cli(model_dir, out))
 
 
+@app.command()
+def uq(
+    case: Path = typer.Argument(..., help="UQ case file (YAML/JSON with a 'uq' section), e.g. cases/uq/nf270_li_mg_brine.yaml."),
+    out: Path | None = typer.Option(None, "--out", help="Results folder (default results/uq/<case name>)."),
+    samples: int | None = typer.Option(None, "--samples", help="Override the sample count of the propagation studies."),
+) -> None:
+    """Propagate pore-size and parameter uncertainty, run ablation sweeps and the pH optimization.
+
+    Writes <study>_samples.parquet, <study>_summary.csv, violin plots, ablation and pH
+    tables and plots, and summary.json into the results folder. Propagation chunks are
+    checkpointed: rerunning an interrupted command resumes. Exits 2 for an invalid case file.
+    """
+    from nanosep.transport.uncertainty.uq_study import run_uq_cli
+
+    raise typer.Exit(run_uq_cli(case, out, samples))
+
+
+@app.command()
+def fit(
+    data: Path = typer.Argument(..., help="Measured-data table (CSV or Parquet, columns of nanosep.measured)."),
+    case: Path = typer.Option(..., "--case", help="Fit case (YAML/JSON), e.g. cases/characterization/fdl2021_nf270.yaml."),
+    out: Path | None = typer.Option(None, "--out", help="Results folder (default results/fit/<case name>)."),
+    profile: bool | None = typer.Option(
+        None, "--profile/--no-profile", help="Profile-likelihood intervals (default: the case's fit.profile)."
+    ),
+) -> None:
+    """Fit membrane parameters to measured rejections by maximum likelihood, with uncertainty.
+
+    Writes parameters.json (estimates, Fisher and profile intervals, correlation,
+    identifiability), parameters.csv, correlation.csv, predictions.csv, parity.png
+    (+-15 % bands), rejection_vs_flux.png (uncertainty bands) and report.md. Exits 2
+    for invalid data or case (the message names the value), 1 if the fit failed.
+    """
+    from nanosep.transport.characterization.cli import run_fit_cli
+
+    raise typer.Exit(run_fit_cli(data, case, out, profile))
+
+
+@app.command()
+def optimize(
+    case: Path = typer.Argument(..., help="Design case file, e.g. cases/design/seed002_B2_module_10mM.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the front (front.json) to stdout."),
+    out: Path | None = typer.Option(None, "--out", help="Results folder (default results/design/<case name>)."),
+    points: int | None = typer.Option(None, "--points", help="Pareto points (default: the case's pareto.points)."),
+    solver: str | None = typer.Option(None, "--solver", help="local (cyipopt multi-start) or global (MAiNGO); default: the case's."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="local (default: a LocalCluster), sync (in process), or tcp://host:port."
+    ),
+    workers: int = typer.Option(2, "--workers", help="Workers of the LocalCluster."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a checkpoint of a different front in --out."),
+) -> None:
+    """Epsilon-constraint Pareto front (annual cost vs product concentration) of a plant design case.
+
+    Solves the two anchors and the epsilon points (in parallel on dask), checks every design with
+    the exact transport model, and writes front.json, front.csv and front.png. Rerunning on the same
+    folder resumes. Exits 2 for invalid input (the message names the value), 1 if some point failed.
+    """
+    from nanosep.flowsheets.front_report import run_optimize_cli
+
+    raise typer.Exit(run_optimize_cli(case, as_json, out, points, solver, scheduler, workers, overwrite))
+
+
 if __name__ == "__main__":
     app()

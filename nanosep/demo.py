@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from nanosep.casefile import CaseFile, load_case
+from nanosep.flowsheets.demo_step import step_design
 from nanosep.predict import (
     EXIT_NOT_CONVERGED,
     EXIT_OK,
@@ -289,6 +290,13 @@ def step_diagnostics(out_dir: Path, state: DemoState) -> str:
                          "reason"], rows))
 
 
+def _step_characterization(out_dir: Path, state: DemoState) -> str:
+    """Fit NF270 to the shipped FdL 2021 data (imported lazily: nanosep.transport.characterization.demo_step)."""
+    from nanosep.transport.characterization.demo_step import step_characterization
+
+    return step_characterization(out_dir, state)
+
+
 STEPS: tuple[DemoStep, ...] = (
     DemoStep("inputs", "Inputs", step_inputs),
     DemoStep("sweep", "Rejection vs flux", step_sweep),
@@ -297,6 +305,8 @@ STEPS: tuple[DemoStep, ...] = (
     DemoStep("profiles", "Profiles in the active layer", step_profiles),
     DemoStep("diagnostics", "Solver diagnostics", step_diagnostics),
     DemoStep("surrogate", "Shipped ONNX surrogate vs the engine", step_surrogate),
+    DemoStep("design", "Plant design: Pareto front with the exact-model check", step_design),
+    DemoStep("characterization", "Membrane characterization from FdL 2021 data", _step_characterization),
 )
 
 

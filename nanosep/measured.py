@@ -251,3 +251,32 @@ def validate_measured(table: pd.DataFrame, *, ion_db: IonDatabase | None = None,
         raise ElectroneutralityError(f"feed of row {k} is not electroneutral: sum(z c) = {imbalance[k]:+.6g} "
                                      f"mol/m3 ({comp})")
     return out.reset_index(drop=True)
+
+
+def read_measured(path, *, ion_db: IonDatabase | None = None) -> pd.DataFrame:
+    """Read a measured-data table (CSV with ``#`` comment lines, or Parquet) and validate it.
+
+    Every table a user passes goes through :func:`validate_measured` here.
+
+    Raises:
+        InvalidInputError: the file is missing, unreadable, empty or not CSV/Parquet (names the path).
+        MissingColumnError, UnknownIonError, ElectroneutralityError: from :func:`validate_measured`.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"{p}: measured-data file not found")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            table = pd.read_parquet(p)
+        else:
+            table = pd.read_csv(p, comment="#")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InvalidInputError(f"{p}: cannot read the measured-data table ({exc})") from None
+    if table.empty:
+        raise InvalidInputError(f"{p}: measured-data table has no rows")
+    try:
+        return validate_measured(table, ion_db=ion_db)
+    except (InvalidInputError, UnknownIonError) as exc:
+        raise type(exc)(f"{p}: {exc}") from None
