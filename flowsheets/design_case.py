@@ -81,6 +81,9 @@ class PlantSection(_Section):
     area_module_m2: PositiveFinite = 60.0
     n_modules_max: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 400.0
     max_recovery: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    #: seed 002 eq. 4 as printed (Q = 0.4 dx - 25) or the decreasing trend of its text (Q = 65 - 0.4 dx);
+    #: see :mod:`nanosep.flowsheets.membrane`
+    permeability_relation: Literal["seed002_printed", "seed002_decreasing"] = "seed002_printed"
 
 
 class RejectionSection(_Section):
@@ -157,6 +160,7 @@ class DesignCase(_Section):
                          osmotic_model=p.osmotic_model, pump_efficiency=p.pump_efficiency,
                          area_module_m2=p.area_module_m2, n_modules_bounds=(1.0, float(p.n_modules_max)),
                          max_recovery=p.max_recovery, limit_ion=self.limit_ion,
+                         permeability_relation=p.permeability_relation,
                          temperature_K=self.feed.temperature_K)
         r = self.rejection
         s = self.solver

@@ -44,7 +44,6 @@ import numpy as np
 from nanosep.errors import ConvergenceError, InvalidInputError
 
 from .costing import CostParameters, load_cost_parameters, verberne_costs
-from .membrane import LMH_PER_BAR_TO_SI, PERM_INTERCEPT, PERM_SLOPE
 from .properties import canonical_ions
 
 __all__ = ["ExactPlant", "exact_check", "osmotic_pressure_Pa", "plant_cost", "training_case_path"]
@@ -274,7 +273,7 @@ def exact_check(point, spec, element=None, *, case_file: str | Path | None = Non
 
     # ---- cost at the design flux
     params = cost_parameters or load_cost_parameters()
-    q_si = (PERM_SLOPE * float(design["thickness_nm"]) + PERM_INTERCEPT) * LMH_PER_BAR_TO_SI
+    q_si = spec.permeability_relation.q_si(float(design["thickness_nm"]))
     s = 1.0 if spec.osmotic else 0.0
     db_charges = element.charges
     feeds = plant.stage_feed_flows()

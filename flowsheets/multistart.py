@@ -44,7 +44,6 @@ from nanosep.errors import InvalidInputError
 
 from .checks import check_degrees_of_freedom
 from .design_point import DesignPoint
-from .membrane import PERM_INTERCEPT, PERM_SLOPE
 from .superstructure import (
     PlantSpec,
     build_plant,
@@ -114,7 +113,7 @@ def start_points(spec: PlantSpec, n_starts: int, *, seed: int = 0, gamma_range=G
         dx = thickness_bounds_nm[0] + row[0] * (thickness_bounds_nm[1] - thickness_bounds_nm[0])
         X = charge_bounds_mol_m3[0] + row[1] * (charge_bounds_mol_m3[1] - charge_bounds_mol_m3[0])
         r = row[2] * RECYCLE_START_MAX if spec.recirculation else 0.0
-        q_si = (PERM_SLOPE * dx + PERM_INTERCEPT) * 1e-3 / 3600.0 / 1e5
+        q_si = spec.permeability_relation.q_si(dx)
         gammas = [gamma_range[0] + row[3 + 2 * i] * (gamma_range[1] - gamma_range[0]) for i in range(ns)]
         fluxes = [(flux_range_um_s[0] + row[4 + 2 * i] * (flux_range_um_s[1] - flux_range_um_s[0])) * 1e-6
                   for i in range(ns)]

@@ -104,8 +104,8 @@ class RejectionChoice:
             raise InvalidInputError(f"rejection kind {self.kind!r}: choose one of {sorted(DEFAULT_SURROGATE)}")
         if self.kind == "chain" and self.n_elements < 1:
             raise InvalidInputError(f"n_elements={self.n_elements!r} must be >= 1")
-        if self.formulation not in ("full", "reduced"):
-            raise InvalidInputError(f"formulation={self.formulation!r}: choose full or reduced")
+        if self.formulation not in ("full", "reduced", "explicit"):
+            raise InvalidInputError(f"formulation={self.formulation!r}: choose full, reduced or explicit")
 
     @property
     def surrogate_ref(self) -> str:

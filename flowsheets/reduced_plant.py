@@ -61,7 +61,7 @@ import pyomo.environ as pyo
 from nanosep.errors import InvalidInputError
 
 from .costing import CostParameters, load_cost_parameters, verberne_costs
-from .membrane import LMH_PER_BAR_TO_SI, PERM_INTERCEPT, PERM_SLOPE
+from .membrane import LMH_PER_BAR_TO_SI
 from .properties import GAS_CONSTANT, canonical_ions
 from .rejection import _balance_ion
 
@@ -217,7 +217,7 @@ def build_reduced_plant(spec, rejection: str = "element", *, surrogate=None, n_e
     else:
         rel = spec.charge_relation
         X = -(rel.magnitude_at_ref_mol_m3 + rel.slope_mol_m3_per_nm * (m.thickness_nm - rel.thickness_ref_nm))
-    Q_lmh = PERM_SLOPE * m.thickness_nm + PERM_INTERCEPT
+    Q_lmh = spec.permeability_relation.q_lmh_bar(m.thickness_nm)
     Q_si = Q_lmh * LMH_PER_BAR_TO_SI
     q: dict[str, Any] = {"charge_mol_m3": X, "permeability_L_m2_h_bar": Q_lmh}
 

@@ -38,7 +38,13 @@ from nanosep.solvers import ipopt_solver
 from .checks import check_degrees_of_freedom, check_structure
 from .costing import CostParameters, add_costing
 from .initialization import fixed_state, initialize_sequential
-from .membrane import ChargeThicknessRelation, add_membrane
+from .membrane import (
+    SEED002_PRINTED,
+    ChargeThicknessRelation,
+    PermeabilityRelation,
+    add_membrane,
+    permeability_relation,
+)
 from .rejection import ElementChain, ElementSurrogate
 from .scaling import USER_SCALING, set_scaling
 from .stage import AREA_MODULE_M2, add_nf_stage
@@ -78,6 +84,7 @@ class PlantSpec:
     n_modules_bounds: tuple[float, float] = (1, 400)
     max_recovery: float = 0.95
     charge_relation: ChargeThicknessRelation | None = None
+    permeability_relation: PermeabilityRelation | str = SEED002_PRINTED
     limit_ion: str = "SO4-2"
     permeate_limit_mol_m3: float = 1.0
     temperature_K: float = 298.15
@@ -91,6 +98,7 @@ class PlantSpec:
     def __post_init__(self) -> None:
         if self.n_stages not in (1, 2):
             raise InvalidInputError(f"n_stages={self.n_stages!r}: seed 002's superstructure has 1 or 2 stages")
+        object.__setattr__(self, "permeability_relation", permeability_relation(self.permeability_relation))
         if not self.product_m3_h > 0:
             raise InvalidInputError(f"product_m3_h={self.product_m3_h!r} must be > 0")
 
@@ -110,7 +118,7 @@ def build_plant(spec: PlantSpec, rejection: RejectionFactory, *, name: str = "nf
     ions = list(spec.feed_conc_mol_m3)
     skw = {"osmotic": spec.osmotic_model if spec.osmotic else "van_t_hoff"}
     add_membrane(m, charge_relation=spec.charge_relation, thickness_nm=spec.thickness_nm,
-                              charge_mol_m3=spec.charge_mol_m3)
+                              charge_mol_m3=spec.charge_mol_m3, permeability=spec.permeability_relation)
     product_m3_s = spec.product_m3_h / 3600.0
     recycle = spec.recycle_fraction if spec.recirculation else 0.0
     feed_guess = product_m3_s / (1.0 - recycle) / 0.7

@@ -91,14 +91,17 @@ def _full_plant(spec, kind, sur):
     return build_plant(spec, factory)
 
 
-CASES = [("element", 1, True, True), ("element", 1, False, False), ("element", 2, True, True),
-         ("element", 2, False, True), ("chain", 1, True, False), ("module", 1, True, True)]
+CASES = [("element", 1, True, True, "seed002_printed"), ("element", 1, False, False, "seed002_printed"),
+         ("element", 2, True, True, "seed002_printed"), ("element", 2, False, True, "seed002_printed"),
+         ("chain", 1, True, False, "seed002_printed"), ("module", 1, True, True, "seed002_printed"),
+         ("element", 1, True, True, "seed002_decreasing")]
 
 
-@pytest.mark.parametrize("kind,stages,recirculation,osmotic", CASES)
-def test_reduced_plant_equals_full_space_plant_at_a_fixed_design(kind, stages, recirculation, osmotic):
+@pytest.mark.parametrize("kind,stages,recirculation,osmotic,permeability", CASES)
+def test_reduced_plant_equals_full_space_plant_at_a_fixed_design(kind, stages, recirculation, osmotic, permeability):
     sur = load_shipped("seed002_na2so4_module" if kind == "module" else "seed002_na2so4_element")
-    spec = PlantSpec(feed_conc_mol_m3=FEED, n_stages=stages, recirculation=recirculation, osmotic=osmotic)
+    spec = PlantSpec(feed_conc_mol_m3=FEED, n_stages=stages, recirculation=recirculation, osmotic=osmotic,
+                     permeability_relation=permeability)
     red = build_reduced_plant(spec, kind, surrogate=sur, epsilon_mol_m3=1e3)
     values = {"flux_um_s[1]": 30.0 if stages == 1 else 25.0, "thickness_nm": 100.0, "charge_mol_m3": -350.0,
               "gamma[1]": 0.6}

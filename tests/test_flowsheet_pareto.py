@@ -18,7 +18,6 @@ from nanosep.flowsheets.design_point import DesignPoint
 from nanosep.flowsheets.exact_check import ExactPlant, exact_check
 from nanosep.flowsheets.multistart import solve_multistart
 from nanosep.flowsheets.pareto import (
-    GlobalSolverUnavailableError,
     ParetoProblem,
     PointSolver,
     RejectionChoice,
@@ -134,15 +133,18 @@ def test_feed_outside_the_surrogate_domain_is_a_typed_error(tmp_path):
         run_pareto(problem, tmp_path / "x", scheduler="sync")
 
 
-def test_global_solver_missing_or_present(tmp_path):
-    problem = dataclasses.replace(PROBLEM, solver=PointSolver("global"))
-    try:
-        import nanosep.flowsheets.global_opt  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(GlobalSolverUnavailableError, match="global_opt"):
-            run_pareto(problem, tmp_path / "g", scheduler="sync")
-        return
-    pytest.skip("global_opt is present: covered by the slow global test")
+def test_global_points_are_certified_and_no_worse_than_the_local_front(front):
+    """MAiNGO on the reduced-space plant at two of the local front's epsilons: a certified gap <= 1e-3
+    and a cost no higher than the multistart's (which can only be a local optimum)."""
+    from nanosep.flowsheets.global_opt import solve_global
+
+    for p in (front.points[1], front.points[-2]):
+        g = solve_global(SPEC, "element", p.epsilon_mol_m3, rel_gap=1e-3, time_limit_s=120.0)
+        assert g.feasible and g.globally_optimal, (g.status, g.message)
+        assert g.relative_gap <= 1e-3 + 1e-12
+        assert g.product_conc_mol_m3["SO4-2"] <= p.epsilon_mol_m3 * (1 + 1e-5) + 1e-7
+        assert g.objective_usd_per_year <= p.objective_usd_per_year * (1 + 1e-3) + 1.0
+        assert g.lower_bound_usd_per_year <= g.objective_usd_per_year
 
 
 # ------------------------------------------------------------------------------ exact-model check
@@ -251,13 +253,14 @@ def test_shipped_design_cases_load():
         assert problem.spec.product_m3_h == 224.0 and problem.name == case.name
 
 
-def test_mixture_case_names_its_missing_surrogate():
+def test_mixture_case_uses_the_shipped_mixture_surrogate_and_a_missing_card_is_named(tmp_path):
     case = load_design_case(ROOT / "cases" / "design" / "seed002_mixture_nacl_na2so4_1to1_10mM.yaml")
-    problem = case.to_problem()
-    if Path(problem.rejection.surrogate_ref).exists():
-        pytest.skip("the mixture surrogate has been exported here")
-    with pytest.raises(InvalidInputError, match="seed002_nacl_na2so4_element.card.json"):
-        problem.rejection.load()
+    sur = case.to_problem().rejection.load()
+    assert sur.card.name == "seed002_nacl_na2so4_element"
+    assert {"rejection_Cl-", "rejection_SO4-2"} <= set(sur.card.output_names)
+    missing = tmp_path / "nowhere" / "mixture.card.json"
+    with pytest.raises(InvalidInputError, match="mixture.card.json"):
+        RejectionChoice("element", surrogate=str(missing)).load()
 
 
 BASE = {"name": "t", "feed": {"concentrations_mol_m3": {"Na+": 20.0, "SO4-2": 10.0}}}

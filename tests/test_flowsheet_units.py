@@ -201,3 +201,23 @@ def test_module_surrogate_needs_a_gamma_input():
     add_membrane(m)
     with pytest.raises(InvalidInputError, match="gamma"):
         add_nf_stage(m, "stage", IONS, m.membrane, ModuleSurrogate(load_shipped("seed002_na2so4_element")))
+
+
+def test_permeability_relations_of_seed002_eq4():
+    """Eq. 4 as printed (Q = 0.4 dx - 25) and the decreasing trend of the text (Q = 65 - 0.4 dx) map
+    dx in [75, 150] nm onto Q in [5, 35] L/m2/h/bar in opposite directions; a range where Q <= 0 is refused."""
+    from nanosep.errors import InvalidInputError
+    from nanosep.flowsheets.membrane import SEED002_DECREASING, SEED002_PRINTED, permeability_relation
+
+    assert [SEED002_PRINTED.q_lmh_bar(d) for d in (75.0, 150.0)] == pytest.approx([5.0, 35.0], abs=1e-12)
+    assert [SEED002_DECREASING.q_lmh_bar(d) for d in (75.0, 150.0)] == pytest.approx([35.0, 5.0], abs=1e-12)
+    assert SEED002_DECREASING.q_si(100.0) == pytest.approx(25.0 * 1e-3 / 3600 / 1e5, rel=1e-12)
+    m = pyo.ConcreteModel()
+    add_membrane(m, thickness_nm=100.0, permeability="seed002_decreasing")
+    from pyomo.util.calc_var_value import calculate_variable_from_constraint
+    calculate_variable_from_constraint(m.membrane.permeability, m.membrane.eq_permeability)
+    assert m.membrane.permeability.value == pytest.approx(25.0, rel=1e-12)
+    with pytest.raises(InvalidInputError, match="170"):
+        add_membrane(pyo.ConcreteModel(), thickness_bounds_nm=(75.0, 170.0), permeability="seed002_decreasing")
+    with pytest.raises(InvalidInputError, match="seed002_thicker"):
+        permeability_relation("seed002_thicker")
