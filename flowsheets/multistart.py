@@ -42,12 +42,10 @@ import pyomo.environ as pyo
 
 from nanosep.errors import InvalidInputError
 
-from .checks import check_degrees_of_freedom
 from .design_point import DesignPoint
 from .superstructure import (
     PlantSpec,
     build_plant,
-    expected_degrees_of_freedom,
     solve_plant,
 )
 
@@ -65,7 +63,6 @@ RECYCLE_START_MAX = 0.5
 #: ``solve_plant`` (decisions = ``m.design_decisions``) then reports a structural singularity although
 #: the optimization problem is well posed (the degrees of freedom are right; the product-flow equality
 #: just pins a different decision).  For ``osmotic=False`` only the degrees of freedom are checked.
-_STRUCTURE_NOTE = "osmotic=False: degrees-of-freedom check only"
 #: slack on the permeate limit when judging feasibility of a solver result: relative, and absolute
 #: [mol/m3] for Ipopt's bound relaxation (bound_relax_factor 1e-8 of max(1, |limit|))
 LIMIT_RTOL, LIMIT_ATOL = 1e-6, 2e-8
@@ -243,9 +240,7 @@ def solve_multistart(spec: PlantSpec, rejection: Callable[[int], Any], epsilon_m
                 limit = None
             else:
                 limit = 1e6 if not math.isfinite(eps) else eps     # no limit: a value no design reaches
-            if not spec.osmotic:  # see _STRUCTURE_NOTE
-                check_degrees_of_freedom(m, expected_degrees_of_freedom(spec))
-            res = solve_plant(m, permeate_limit_mol_m3=limit, solver_options=solver_options, check=spec.osmotic)
+            res = solve_plant(m, permeate_limit_mol_m3=limit, solver_options=solver_options)
         except Exception as exc:  # noqa: BLE001 - a failed start is counted, not fatal
             statuses.append(f"start {k}: {type(exc).__name__}: {str(exc)[:160]}")
             log.debug("start %d failed: %s", k, exc)

@@ -59,7 +59,7 @@ from .unit_models import (
 )
 
 __all__ = ["DRINKING_WATER_PRODUCT_M3_H", "PlantResult", "PlantSpec", "build_plant", "drinking_water_plant",
-           "expected_degrees_of_freedom", "initialize_plant", "solve_plant"]
+           "expected_degrees_of_freedom", "initialize_plant", "solve_plant", "structural_decisions"]
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,25 @@ def initialize_plant(m, solver_options: dict | None = None, passes: int = 2) -> 
         initialize_sequential(m, m.init_order, passes=passes, solver_options=solver_options)
 
 
+def structural_decisions(m, fixed=()) -> list:
+    """The decisions to fix for the structural (Dulmage-Mendelsohn) check: a choice that makes the model square.
+
+    With the osmotic term in the driving force the product flow depends on the feed (through the
+    osmotic pressures), so the design decisions of ``m.design_decisions`` (feed flow free, pinned by
+    the product spec) are a square choice.  Without it (seed 002) the permeate flow J A = Q dP A of
+    the last stage does not see the feed flow, so the product equality fixes the last pump's dP and
+    the feed flow is free: fix the feed flow in place of that dP.  Variables in ``fixed`` are already
+    fixed and left out.
+    """
+    decisions = [d for d in m.design_decisions if all(d is not f for f in fixed)]
+    if m.spec.osmotic:
+        return decisions
+    last_dp = m.pumps[-1].deltaP
+    if any(last_dp is f for f in fixed):  # dP already pinned by the caller: nothing to swap
+        return decisions
+    return [d for d in decisions if d is not last_dp] + [m.feed.outlet.flow_vol]
+
+
 @dataclass
 class PlantResult:
     """Summary of a plant solve (SI unless the name says otherwise)."""
@@ -247,7 +266,7 @@ def solve_plant(m, *, permeate_limit_mol_m3: float | None = None, fix_modules: b
     with fixed_state(fixed):
         if check:
             check_degrees_of_freedom(m, expected_degrees_of_freedom(m.spec) - len(fixed))
-            check_structure(m, [d for d in m.design_decisions if all(d is not f for f in fixed)])
+            check_structure(m, structural_decisions(m, fixed))
         set_scaling(m)
         solver = ipopt_solver({"print_level": 5 if tee else 0, **USER_SCALING, **(solver_options or {})})
         t1 = time.perf_counter()

@@ -123,3 +123,21 @@ def test_fixed_integer_module_count_costs_no_less_than_the_relaxation(solved):
     assert fixed.optimal
     assert m.stage1.n_modules.value == n and not m.stage1.n_modules.fixed  # restored after the solve
     assert fixed.objective_usd_per_year >= relaxed.objective_usd_per_year * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("osmotic", [True, False])
+def test_structural_check_passes_with_and_without_the_osmotic_term(osmotic):
+    """Without the osmotic term the product flow does not see the feed flow: the structural check swaps
+    the last pump's dP for the feed flow (a square choice) instead of reporting a false singularity;
+    with the term the design decisions themselves are square.  Fixing all design decisions without the
+    swap is genuinely singular when the osmotic term is off (the check must see that)."""
+    from nanosep.flowsheets import check_structure
+    from nanosep.flowsheets.errors import FlowsheetError
+    from nanosep.flowsheets.superstructure import initialize_plant, structural_decisions
+
+    m = drinking_water_plant(10.0, osmotic=osmotic)
+    initialize_plant(m)
+    check_structure(m, structural_decisions(m))
+    if not osmotic:
+        with pytest.raises(FlowsheetError):
+            check_structure(m, m.design_decisions)
