@@ -74,17 +74,30 @@ def _arcs(model) -> list:
 
 
 def _guess_stage(stage) -> None:
-    """Flux, permeate flow and recovery from the pure-water driving pressure (start values only)."""
+    """Flux, permeate flow and recovery from the driving pressure (start values only).
+
+    The osmotic term (if the stage has it) is guessed as the feed's full osmotic pressure (complete
+    rejection, the upper bound of the permeate-side correction is ignored).  If that flux would take
+    more than the stage's recovery bound from the feed, the recovery starts just below the bound
+    (the unit solve then finds the flux, or reports the design infeasible); only a non-positive
+    driving pressure with no osmotic term to blame is refused here.
+    """
     q = float(pyo.value(stage.membrane.permeability_si))
     dp = float(stage.feed.pressure.value) - float(pyo.value(stage.permeate_pressure))
-    flux = max(q * dp, 1e-9)
+    pi_feed = 0.0
+    if stage.component("feed") is not None and hasattr(stage.feed, "osmotic_pressure"):
+        pi_feed = float(pyo.value(stage.osmotic_switch)) * float(pyo.value(stage.feed.osmotic_pressure))
     area = float(pyo.value(stage.area))
-    f_perm = flux * area
     f_feed = float(stage.feed.flow_vol.value)
-    if not f_perm < f_feed:
-        raise InitializationError(f"{stage.name}: the pure-water permeate flow {f_perm:.4g} m3/s (flux {flux:.3g} m/s x "
-                                  f"area {area:.4g} m2) exceeds the feed {f_feed:.4g} m3/s; lower the pressure or "
-                                  "the module count")
+    if dp <= 0:
+        raise InitializationError(f"{stage.name}: applied pressure difference {dp:.4g} Pa <= 0; raise the pump pressure")
+    gamma_max = float(stage.gamma.ub)
+    flux = q * (dp - pi_feed)
+    if not flux * area < 0.98 * gamma_max * f_feed:
+        flux = 0.98 * gamma_max * f_feed / area
+        log.debug("%s: start flux limited by the recovery bound %.3g", stage.name, gamma_max)
+    flux = max(flux, 1e-9)
+    f_perm = flux * area
     stage.flux.set_value(flux)
     stage.gamma.set_value(f_perm / f_feed)
     stage.permeate.flow_vol.set_value(f_perm)

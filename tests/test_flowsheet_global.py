@@ -171,10 +171,7 @@ def test_maingo_certified_optimum_is_not_worse_than_a_local_multistart(k1_global
 def test_full_space_local_solve_from_maingo_design_returns_the_same_point(k1_global):
     spec, dp = k1_global
     full = _full_plant(spec, "element", load_shipped("seed002_na2so4_element"))
-    # the sequential initializer checks the pure-water permeate (no osmotic term) against the feed:
-    # start the pump at the pure-water pressure of the design's flux, dP = J / Q
-    start = {**dp.design, "pump1_dp_bar": dp.design["stage1_flux_um_s"] * 3.6 / dp.design["permeability_L_m2_h_bar"]}
-    apply_design_to_full_plant(full, start)
+    apply_design_to_full_plant(full, dp.design)  # started at MAiNGO's design (the osmotic term is on here)
     res = solve_plant(full, permeate_limit_mol_m3=1.0, initialize=True, solver_options={"tol": 1e-10})
     assert res.optimal, res.termination
     assert res.objective_usd_per_year == pytest.approx(dp.objective_usd_per_year, rel=2e-4)
