@@ -8,6 +8,8 @@ import pandas as pd
 
 from nanosep.units import m_s_to_lmh
 
+from .newton import STRICT_RESIDUAL
+
 PARTITION_KEYS = ("steric", "born", "image", "donnan", "activity", "total")
 #: fields shared by all cases of a batch (not indexed by case)
 SHARED_FIELDS = ("ions", "charges", "x", "y_film", "meta")
@@ -55,6 +57,13 @@ class BatchResult:
 
     def __len__(self) -> int:
         return self.flux_m_s.shape[0]
+
+    @property
+    def loose(self) -> np.ndarray:
+        """(B,) converged cases whose final scaled residual exceeds ``newton.STRICT_RESIDUAL`` (1e-6):
+        accepted by Newton's precision-limit rule (correction at round-off, residual stalled above it).
+        Their answers are flagged, not wrong by construction; see benchmarks/README.md (robustness)."""
+        return np.asarray(self.converged, bool) & ~(np.asarray(self.residual, float) <= STRICT_RESIDUAL)
 
     @property
     def rejection_intrinsic(self) -> np.ndarray:
@@ -205,7 +214,7 @@ class CaseResult:
     def diagnostics(self) -> dict:
         r, b = self._r, self._b
         return {"converged": bool(r.converged[b]), "iterations": int(r.iterations[b]),
-                "residual": float(r.residual[b]), "reason": str(r.reason[b]),
+                "residual": float(r.residual[b]), "loose": bool(r.loose[b]), "reason": str(r.reason[b]),
                 "continuation_steps": int(r.continuation_steps[b]) if r.continuation_steps is not None else 0}
 
     def profiles(self) -> pd.DataFrame:

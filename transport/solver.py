@@ -297,12 +297,12 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
         bad = np.flatnonzero(~conv)
         if not bad.size:
             break
-        xs, ok, it_sum, n_steps = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options, nodes,
-                                                film_nodes, robust=robust)
+        xs, ok, it_sum, n_steps, res_c = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options,
+                                                       nodes, film_nodes, robust=robust)
         x[bad[ok]] = xs[ok]
         conv[bad[ok]] = True
         iters[bad] += it_sum
-        res[bad[ok]] = 0.0
+        res[bad[ok]] = res_c[ok]
         reason[bad[ok]] = ""
         reason[bad[~ok]] = ("no convergence with adaptive flux continuation from the zero-flux solution"
                             + (" (also with log exit unknowns and adaptive row scales)" if robust else ""))
@@ -317,7 +317,8 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
 
     Every case advances its own fraction ``f`` of the target drive from ``start``
     to 1; a converged step grows the next increment by 1.5, a failed one halves it
-    and retries from the last converged point.  Returns (x, ok, iterations, steps).
+    and retries from the last converged point.  Returns (x, ok, iterations, steps, residual): the
+    scaled residual max norm of the final (full-drive) Newton solve, in that solve's row scaling.
 
     ``robust`` (the fallback for cases that fail without it) changes how the same equations are
     solved, not the equations: the permeate-end pore concentrations are logarithmic unknowns
@@ -355,6 +356,7 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     failed = np.zeros(B, bool)
     its = np.zeros(B, int)
     steps = np.zeros(B, int)
+    res = np.full(B, np.inf)
     first = True
     for _ in range(max_steps):
         act = np.flatnonzero(~ok & ~failed)
@@ -385,11 +387,13 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
         dln[act[good]] *= 1.5
         dln[act[~good]] *= 0.5
         failed[act[~good & (dln[act] < 1e-3)]] = True
-        ok[act[good & (trial >= 0.0)]] = True
+        final = good & (trial >= 0.0)
+        ok[act[final]] = True
+        res[act[final]] = rep.residual[final]
         first = False
     if robust:
         x = log_unknowns.from_log(x, mask)
-    return x, ok, its, steps
+    return x, ok, its, steps, res
 
 
 def _attach_subsetting(system: DSPMDESystem) -> None:
