@@ -15,6 +15,10 @@ variant side by side with seed 002 Table 4 (CPU s summed over cores) and the tar
 and writes ``results/benchmarks/global_design[_quick].json``.
 
     python benchmarks/global_design.py [--quick] [--variants element,chain,module] [--time-limit 300]
+                                       [--module-surrogate seed002_na2so4_module_small]
+
+``--module-surrogate`` names another shipped module MLP for the ``module`` variant (e.g. the compact
+``seed002_na2so4_module_small``); the figures then go to ``global_design_<name>[_quick].json``.
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=300.0, help="per point [s]")
     ap.add_argument("--integer", action="store_true", help="integer module counts (MINLP)")
     ap.add_argument("--no-recirculation", action="store_true")
+    ap.add_argument("--module-surrogate", default=None,
+                    help="shipped surrogate for the module variant (default seed002_na2so4_module)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n_eps, args.time_limit = 3, min(args.time_limit, 60.0)
@@ -63,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {meta.get('loadavg_1_5_15')}; feed Na2SO4 {args.c_feed} mol/m3; epsilons {np.round(eps, 4).tolist()}; "
           f"rel. gap {args.rel_gap}; time limit {args.time_limit} s; integer modules {args.integer}")
     rows = []
-    out = results_dir() / f"global_design{'_quick' if args.quick else ''}.json"
+    stem = "global_design" + (f"_{args.module_surrogate}" if args.module_surrogate else "")
+    out = results_dir() / f"{stem}{'_quick' if args.quick else ''}.json"
 
     def save(summary: dict) -> None:  # after every point: an interrupted run keeps what it measured
         out.write_text(json.dumps({"meta": meta, "args": vars(args), "summary": summary, "points": rows}, indent=2,
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     for v in variants:
         for e in eps:
             t0 = time.perf_counter()
-            dp = solve_global(spec, v, float(e), rel_gap=args.rel_gap, time_limit_s=args.time_limit)
+            sur = args.module_surrogate if v == "module" else None
+            dp = solve_global(spec, v, float(e), surrogate=sur, rel_gap=args.rel_gap, time_limit_s=args.time_limit)
             wall = time.perf_counter() - t0
             row = {"variant": v, "epsilon": float(e), "status": dp.status, "globally_optimal": dp.globally_optimal,
                    "wall_s": wall, "maingo_cpu_s": dp.times_s.get("solve_cpu", float("nan")),

@@ -12,7 +12,10 @@ kind is ``module_mlp``.
 
 Run: ``nice -n 10 python cases/seed002_module_surrogate.py [--kind deep --hidden 20,20]``, then
 ``nanosep export results/surrogates/models/seed002_na2so4_module_<kind> --out surrogates/shipped``
-and ``python benchmarks/module_surrogate.py`` for the comparison with the chain.
+and ``python benchmarks/module_surrogate.py`` for the comparison with the chain.  The compact
+model for fast global solves (``seed002_na2so4_module_small``) is made the same way with a smaller
+network and its own name: ``--kind deep --hidden 10,10 --name seed002_na2so4_module_small --out
+results/surrogates/models/seed002_na2so4_module_small``.
 """
 from __future__ import annotations
 
@@ -34,9 +37,14 @@ MODELS = ROOT / "results" / "surrogates" / "models"
 console = Console()
 
 
-def module_case(data: Path = DATA):
-    """The module surrogate case of a module dataset (its manifest's case, log10_transmission outputs)."""
+def module_case(data: Path = DATA, name: str | None = None):
+    """The module surrogate case of a module dataset (its manifest's case, log10_transmission outputs).
+
+    ``name`` renames the case (and so the card and ONNX file), e.g. ``seed002_na2so4_module_small``.
+    """
     d = json.loads((data / "manifest.json").read_text())["surrogate_case"]
+    if name:
+        d["name"] = name
     d["outputs"] = [{**o, "transform": "log10_transmission"} for o in d["outputs"]]
     return surrogate_case_from_dict(d, source=f"{data}/manifest.json")
 
@@ -46,11 +54,12 @@ def main(data: Path = typer.Option(DATA, help="module dataset folder"),
          hidden: str = typer.Option("20,20", help="hidden sizes, e.g. 14 or 20,20"),
          restarts: int = typer.Option(3, help="random restarts"),
          seed: int = typer.Option(0, help="split / initialization seed"),
+         name: str = typer.Option(None, help="card name (default: the dataset's case name)"),
          out: Path = typer.Option(None, help="model folder (default results/surrogates/models/<name>_<kind>)")) -> None:
     """Train the module surrogate and write a model folder (card kind module_mlp)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
-    case = module_case(data)
+    case = module_case(data, name)
     xy = load_xy(data, case.input_names, case.output_names)
     sizes = [int(h) for h in hidden.split(",")]
     res = train_surrogate(xy.X, xy.Y, input_scales=[v.transform for v in case.inputs],

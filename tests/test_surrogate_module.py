@@ -226,3 +226,51 @@ def test_onnx_surrogate_element_agrees_with_numpy_forward(card_path):
     cp = a.c_permeate_elements
     np.testing.assert_allclose(cp @ z, 0.0, atol=1e-12 * cp.max())
     assert a.c_inlet.max() < 50.0                                   # stayed inside the card's domain
+
+
+def test_small_shipped_module_surrogate_matches_its_onnx_and_the_engine_chain():
+    """The compact module model ``seed002_na2so4_module_small`` (fast global solves): its card fits its
+    ONNX graph (sha256, names, sizes on load; the card's hidden sizes are the graph's layer widths;
+    onnxruntime = numpy forward through the card's scalings), it covers the same domain as the 20-20
+    module model, and on fresh Sobol points (a seed training never used) it agrees with the exact-engine
+    chain at K = 256 (the data's K) within the card's test max error (+ 0.005) in module SO4-2
+    rejection, with a mean error within twice the card's test MAE."""
+    from nanosep.surrogates.domain import design, load_surrogate_case, surrogate_case_from_dict
+    from nanosep.surrogates.module import module_feeds
+    from nanosep.surrogates.onnx_io import forward_numpy, load_shipped
+    from nanosep.surrogates.scaling import scale_inputs, unscale_outputs
+
+    small, big = load_shipped("seed002_na2so4_module_small"), load_shipped("seed002_na2so4_module")
+    card = small.card
+    layers = small.layers()
+    assert [L.W.shape[1] for L in layers[:-1]] == list(card.architecture["hidden"])
+    assert sum(L.W.size for L in layers) < sum(L.W.size for L in big.layers()) / 3
+    assert card.kind == "module_mlp" and card.inputs == big.card.inputs and card.outputs == big.card.outputs
+    assert card.data.manifest_hash == big.card.data.manifest_hash
+
+    # the module case of the shipped data: element case (engine base) with the card's inputs (bounds and
+    # sampling scales: flux linear in 0-50 um/s, SO4-2 log in 1-50 mol/m3, gamma 0.18-0.95)
+    d = load_surrogate_case(ROOT / "cases" / "surrogates" / "seed002_na2so4_element.yaml").to_dict()
+    d["inputs"] = [{"name": v.name, "low": v.low, "high": v.high, "scale": v.scale, "offset": v.offset}
+                   for v in card.inputs]
+    d["name"] = card.name
+    case = surrogate_case_from_dict(d, source="test: seed002_na2so4_module_small card domain")
+    assert case.input_names == card.input_names
+    frame = design(case, n=16, method="sobol", seed=4242)
+    X = frame[card.input_names].to_numpy(float)
+    r_ort = small.predict(X)[:, 0]
+    r_np = unscale_outputs(forward_numpy(layers, scale_inputs(X, card.input_scaling, card.input_scales)),
+                           card.output_scaling, card.output_transforms)[:, 0]
+    np.testing.assert_allclose(r_ort, r_np, rtol=0, atol=1e-12)
+
+    engine = EngineElement.from_case(case.base_case, ions=case.ions)
+    params = {v.name: frame[v.name].to_numpy(float) for v in case.inputs if v.ion is None and v.name != "gamma"}
+    c_feed = module_feeds(case, frame)
+    exact = run_module(engine, params, c_feed, frame["gamma"].to_numpy(float), 256)
+    assert exact.converged.all(), exact.reason
+    j = list(case.ions).index("SO4-2")
+    r_exact = 1.0 - exact.c_permeate[:, j] / c_feed[:, j]
+    err = np.abs(r_ort - r_exact)
+    metrics = card.metrics["test"]["rejection_SO4-2"]
+    assert err.max() <= metrics.max_abs + 0.005, err
+    assert err.mean() <= 2 * metrics.mae, err
