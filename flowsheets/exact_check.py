@@ -56,10 +56,10 @@ ATMOSPHERIC_PA = 101325.0
 
 def training_case_path(surrogate_name: str, root: str | Path | None = None) -> Path:
     """The surrogate case file a shipped surrogate was trained on: ``cases/surrogates/<name>.yaml``, or for a
-    module surrogate ``<stem>_module`` the element case ``<stem>_element.yaml`` its module data were built from."""
+    module surrogate ``<stem>_module[_variant]`` the element case ``<stem>_element.yaml`` its module data were built from."""
     root = Path(__file__).resolve().parents[1] if root is None else Path(root)
     folder = root / "cases" / "surrogates"
-    for name in (surrogate_name, surrogate_name.removesuffix("_module") + "_element"):
+    for name in (surrogate_name, surrogate_name.split("_module")[0] + "_element"):
         p = folder / f"{name}.yaml"
         if p.exists():
             return p

@@ -299,3 +299,21 @@ def test_loosely_converged_case_agrees_under_node_doubling():
     fine = _solve_case(S620, ROBUSTNESS_IONS, nodes=48, film_nodes=32)
     assert r.loose[0] and fine.converged.all()
     np.testing.assert_allclose(r.rejection, fine.rejection, rtol=0, atol=1e-8)
+
+
+# sample 65 of benchmarks/robustness.py (seed 20240611): converges strictly (residual ~4e-9) on 24 nodes but the
+# layer is under-resolved: the Nernst-Planck terms do not add up to the ion flux, and the Ca+2 rejection changes
+# by O(1) under refinement (0.9999 / 0.094 / -0.048 at 24 / 64 / 96 nodes)
+S65 = dict(c=[0.0, 0.0, 2.051807693674487, 0.05719180301663801, 30.52591285905625, 32.94005282296358,
+              9.704029231210765, 10.286967481822956],
+           flux_m_s=2.4721447137611743e-05, pore_radius_m=3.211830906569958e-10, thickness_m=7.852367023849587e-06,
+           pore_dielectric=74.04625281691551, charge_density_mol_m3=-747.2163010388613,
+           temperature_K=320.76633256915954)
+
+
+def test_under_resolved_case_is_flagged_by_its_flux_balance():
+    bad = _solve_case(S65, ROBUSTNESS_IONS)
+    good = _solve_case(S620, ROBUSTNESS_IONS)
+    assert bad.converged.all() and good.converged.all()
+    assert bad.flux_balance_gap[0] > 1e-2 and bad.unresolved[0] and bad.case(0).diagnostics["unresolved"]
+    assert good.flux_balance_gap[0] < 1e-8 and not good.unresolved[0]

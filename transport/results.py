@@ -10,6 +10,9 @@ from nanosep.units import m_s_to_lmh
 
 from .newton import STRICT_RESIDUAL
 
+#: flux-balance gap above which a converged case is flagged unresolved (:attr:`BatchResult.unresolved`)
+UNRESOLVED_GAP = 1e-6
+
 PARTITION_KEYS = ("steric", "born", "image", "donnan", "activity", "total")
 #: fields shared by all cases of a batch (not indexed by case)
 SHARED_FIELDS = ("ions", "charges", "x", "y_film", "meta")
@@ -64,6 +67,27 @@ class BatchResult:
         accepted by Newton's precision-limit rule (correction at round-off, residual stalled above it).
         Their answers are flagged, not wrong by construction; see benchmarks/README.md (robustness)."""
         return np.asarray(self.converged, bool) & ~(np.asarray(self.residual, float) <= STRICT_RESIDUAL)
+
+    @property
+    def flux_balance_gap(self) -> np.ndarray:
+        """(B,) max over present ions of |diffusion + convection + migration - J_v c_p| / max |term|.
+
+        The layer-averaged Nernst-Planck terms (``flux_split``) must add up to the ion flux; a converged
+        case where they do not is under-resolved by the grid (e.g. sample 65 of benchmarks/robustness.py:
+        residual 4e-9 but gap 1.4 and a Ca+2 rejection of 0.9999 / 0.094 / -0.048 at 24 / 64 / 96 nodes).
+        Well-resolved cases sit at 1e-12 (median) to 1e-8 (p99.6).  NaN for failed cases."""
+        parts = np.asarray(self.flux_split, float)
+        scale = np.nanmax(np.abs(parts), axis=-1)
+        gap = np.abs(parts.sum(-1) - np.asarray(self.ion_flux, float)) / np.where(scale > 0, scale, 1.0)
+        gap = np.where(np.isfinite(gap), gap, -np.inf)
+        out = gap.max(axis=1)
+        return np.where(np.isfinite(out) & np.asarray(self.converged, bool), out, np.nan)
+
+    @property
+    def unresolved(self) -> np.ndarray:
+        """(B,) converged cases whose :attr:`flux_balance_gap` exceeds ``UNRESOLVED_GAP`` (1e-6): the answer is not
+        trustworthy on this grid (refine ``TransportOptions.nodes``); flagged, not failed."""
+        return np.asarray(self.converged, bool) & (np.nan_to_num(self.flux_balance_gap, nan=0.0) > UNRESOLVED_GAP)
 
     @property
     def rejection_intrinsic(self) -> np.ndarray:
@@ -214,7 +238,8 @@ class CaseResult:
     def diagnostics(self) -> dict:
         r, b = self._r, self._b
         return {"converged": bool(r.converged[b]), "iterations": int(r.iterations[b]),
-                "residual": float(r.residual[b]), "loose": bool(r.loose[b]), "reason": str(r.reason[b]),
+                "residual": float(r.residual[b]), "loose": bool(r.loose[b]), "unresolved": bool(r.unresolved[b]),
+                "flux_balance_gap": float(r.flux_balance_gap[b]), "reason": str(r.reason[b]),
                 "continuation_steps": int(r.continuation_steps[b]) if r.continuation_steps is not None else 0}
 
     def profiles(self) -> pd.DataFrame:
