@@ -96,13 +96,14 @@ def test_wheel_has_only_the_nanosep_tree(wheel):
 
 
 def test_wheel_carries_every_module_of_each_folder(wheel):
-    """Each ``<folder>/*.py`` ships as ``nanosep/<folder>/*.py``, and data files too."""
+    """Each ``<folder>/**/*.py`` ships as ``nanosep/<folder>/**/*.py`` (nested subpackages included), and data files too."""
     whl, src = wheel
     with zipfile.ZipFile(whl) as zf:
         names = set(zf.namelist())
     expected = {f"nanosep/{p.name}" for p in (src / "nanosep").glob("*.py")}
     for sub in SUBPACKAGES:
-        expected |= {f"nanosep/{sub}/{p.name}" for p in (src / sub).glob("*.py")}
+        expected |= {f"nanosep/{sub}/{p.relative_to(src / sub).as_posix()}" for p in (src / sub).rglob("*.py")
+                     if "__pycache__" not in p.parts}  # nested subpackages too (transport/characterization, ...)
     for pattern in ("*.csv", "*.json", "*.yaml"):  # package-data
         expected |= {
             f"nanosep/data/{p.name}" for p in (src / "nanosep/data").glob(pattern)
