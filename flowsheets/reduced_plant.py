@@ -87,10 +87,11 @@ class _StageModel:
     """Rejection of one stage as explicit expressions: ``__call__(c_feed, flux_um_s, gamma, X, dx)``."""
 
     def __init__(self, kind: str, surrogate, ions: list[str], charges: dict[str, int], n_elements: int,
-                 balance_with: str | None):
+                 balance_with: str | None, tanh: str = "tanh"):
         from nanosep.surrogates.embedding import network_definition
 
         self.kind, self.sur, self.ions, self.z, self.K = kind, surrogate, ions, charges, n_elements
+        self.tanh = tanh
         names = surrogate.card.input_names
         if kind == "module" and "gamma" not in names:
             raise InvalidInputError(f"rejection='module' needs a surrogate with a gamma input; {surrogate.card.name!r} "
@@ -120,7 +121,8 @@ class _StageModel:
         x = {"charge_density_mol_m3": X, "thickness_nm": dx, "flux_um_s": flux_um_s, "flux_L_m2_h": flux_um_s * 3.6,
              "gamma": gamma}
         x.update({f"c_{i}_mol_m3": c[i] for i in self.conc_inputs})
-        y = surrogate_expressions(self.sur, {n: x[n] for n in self.sur.card.input_names}, net=self.net)
+        y = surrogate_expressions(self.sur, {n: x[n] for n in self.sur.card.input_names}, net=self.net,
+                                  tanh=self.tanh)
         for n in self.sur.card.input_names:
             if n.startswith("c_") or n in ("flux_um_s", "flux_L_m2_h", "gamma"):
                 lo, hi = _domain(self.sur, n)
@@ -165,12 +167,15 @@ class _StageModel:
 
 def build_reduced_plant(spec, rejection: str = "element", *, surrogate=None, n_elements: int = 3,
                         epsilon_mol_m3: float | None = None, cost_parameters: CostParameters | None = None,
-                        balance_with: str | None = None, integer_modules: bool | None = None) -> pyo.ConcreteModel:
+                        balance_with: str | None = None, integer_modules: bool | None = None,
+                        tanh: str = "tanh") -> pyo.ConcreteModel:
     """The reduced-space plant of the module docstring for a :class:`.superstructure.PlantSpec`.
 
     ``surrogate``: a :class:`nanosep.surrogates.onnx_io.Surrogate` (default: the shipped model of
     :data:`SHIPPED_SURROGATES`); ``epsilon_mol_m3``: permeate limit (default ``spec.permeate_limit_mol_m3``);
-    ``integer_modules``: default ``spec.integer_modules``.  The model carries ``m.q`` (dict of named
+    ``integer_modules``: default ``spec.integer_modules``; ``tanh``: how the networks write tanh
+    (``"tanh"``, or ``"exp"`` = 2/(1 + exp(-2x)) - 1 for SCIP; see
+    :func:`nanosep.surrogates.explicit.network_expressions`).  The model carries ``m.q`` (dict of named
     explicit expressions), ``m.decision_vars``, ``m.tear_vars``, ``m.tear_rhs`` and ``m.spec``.
     """
     from nanosep.surrogates.onnx_io import load_shipped
@@ -191,7 +196,8 @@ def build_reduced_plant(spec, rejection: str = "element", *, surrogate=None, n_e
     if not eps > 0:
         raise InvalidInputError(f"epsilon_mol_m3={eps!r} must be > 0")
     integer = spec.integer_modules if integer_modules is None else integer_modules
-    stage_model = _StageModel(rejection, sur, ions, charges, n_elements if rejection == "chain" else 1, balance_with)
+    stage_model = _StageModel(rejection, sur, ions, charges, n_elements if rejection == "chain" else 1, balance_with,
+                              tanh=tanh)
     p = cost_parameters or load_cost_parameters()
     S, A = spec.n_stages, float(spec.area_module_m2)
     P = spec.product_m3_h / 3600.0

@@ -37,6 +37,7 @@ from nanosep.errors import InvalidInputError
 
 __all__ = [
     "SMOOTH_ACTIVATIONS",
+    "TANH_FORMS",
     "ExplicitSmoothNNFormulation",
     "ExpressionDag",
     "FloatOps",
@@ -85,32 +86,48 @@ def _dense_layers(net) -> list:
     return dense
 
 
-def network_expressions(net, scaled_inputs: Sequence[Any]) -> list:
+def _tanh_exp(x):
+    """tanh(x) written as 2/(1 + exp(-2x)) - 1 (for solvers without a tanh operator, e.g. SCIP)."""
+    import pyomo.environ as pyo
+
+    return 2.0 / (1.0 + pyo.exp(-2.0 * x)) - 1.0
+
+
+#: ``tanh=`` option of :func:`network_expressions` -> builder of tanh(x)
+TANH_FORMS = {"tanh": _tanh, "exp": _tanh_exp}
+
+
+def network_expressions(net, scaled_inputs: Sequence[Any], *, tanh: str = "tanh") -> list:
     """Scaled network outputs as nested expressions of ``scaled_inputs`` (expressions or numbers).
 
     ``net``: OMLT ``NetworkDefinition`` of dense layers (weights (n_in, n_out), float64).
-    Each neuron is ``act(b_j + sum_i W_ij a_i)``; zero weights are skipped.
+    Each neuron is ``act(b_j + sum_i W_ij a_i)``; zero weights are skipped.  ``tanh``: ``"tanh"``
+    (Pyomo's tanh) or ``"exp"`` (tanh(x) = 2/(1 + exp(-2x)) - 1, for SCIP).
     """
+    if tanh not in TANH_FORMS:
+        raise InvalidInputError(f"tanh={tanh!r}; choose one of {sorted(TANH_FORMS)}")
+    acts = {**SMOOTH_ACTIVATIONS, "tanh": TANH_FORMS[tanh]}
     a = list(scaled_inputs)
     for L in _dense_layers(net):
         W = np.asarray(L.weights, dtype=np.float64)
         b = np.asarray(L.biases, dtype=np.float64)
         if W.shape[0] != len(a):
             raise InvalidInputError(f"layer expects {W.shape[0]} inputs, got {len(a)}")
-        act = SMOOTH_ACTIVATIONS[L.activation]
+        act = acts[L.activation]
         a = [act(float(b[j]) + sum(float(W[i, j]) * a[i] for i in range(W.shape[0]) if W[i, j] != 0.0))
              for j in range(W.shape[1])]
     return a
 
 
 def surrogate_expressions(surrogate, inputs: Mapping[str, Any] | Sequence[Any], *, net=None,
-                          widen: float = 0.0) -> dict[str, Any]:
+                          widen: float = 0.0, tanh: str = "tanh") -> dict[str, Any]:
     """Physical outputs ``{name: expression}`` of a surrogate for physical-input expressions.
 
     ``inputs``: mapping from the card's input names (or a sequence in card order) to Pyomo
     expressions or numbers in the card's units.  ``net`` (optional) reuses a network definition
     from :func:`nanosep.surrogates.embedding.network_definition` (built here otherwise).
     Domain bounds are *not* imposed here: the caller bounds its variables or adds inequalities.
+    ``tanh``: see :func:`network_expressions` (``"exp"`` for SCIP).
     """
     import pyomo.environ as pyo
     from nanosep.surrogates.embedding import network_definition
@@ -130,7 +147,7 @@ def surrogate_expressions(surrogate, inputs: Mapping[str, Any] | Sequence[Any], 
     off_i, fac_i = card.input_scaling.offset_array, card.input_scaling.factor_array
     off_o, fac_o = card.output_scaling.offset_array, card.output_scaling.factor_array
     z = [(card.inputs[j].transform.forward(x[j], pyo.log10) - float(off_i[j])) / float(fac_i[j]) for j in range(len(x))]
-    y = network_expressions(net, z)
+    y = network_expressions(net, z, tanh=tanh)
     return {n: output_inverse(float(off_o[k]) + float(fac_o[k]) * y[k], card.outputs[k].transform)
             for k, n in enumerate(card.output_names)}
 
