@@ -231,36 +231,45 @@ def solve_global(spec, rejection: str = "element", epsilon_mol_m3: float = 1.0, 
     """
     from nanosep.surrogates.onnx_io import load_shipped
 
-    if solver != "maingo":
-        raise InvalidInputError(f"solver={solver!r}; the global path supports 'maingo'")
+    if solver not in ("maingo", "scip"):
+        raise InvalidInputError(f"solver={solver!r}; the global path supports 'maingo' and 'scip' (a cross-check)")
     if not (rel_gap > 0 and abs_gap > 0 and time_limit_s > 0):
         raise InvalidInputError(f"rel_gap={rel_gap!r}, abs_gap={abs_gap!r}, time_limit_s={time_limit_s!r} must be > 0")
     t0 = time.perf_counter()
     sur = load_shipped(surrogate) if surrogate is not None else None
-    m = build_reduced_plant(spec, rejection, surrogate=sur, n_elements=n_elements, epsilon_mol_m3=epsilon_mol_m3)
+    # SCIP gets tanh as 2/(1+exp(-2x))-1 (its expression library has no tanh)
+    m = build_reduced_plant(spec, rejection, surrogate=sur, n_elements=n_elements, epsilon_mol_m3=epsilon_mol_m3,
+                            tanh="exp" if solver == "scip" else "tanh")
     evaluate_design(m)  # start point: spec's start values, recycle closed
     t_build = time.perf_counter() - t0
-    name = f"maingo/{rejection}" + (f"{n_elements}" if rejection == "chain" else "")
+    name = f"{solver}/{rejection}" + (f"{n_elements}" if rejection == "chain" else "")
+    label = {"maingo": "MAiNGO", "scip": "SCIP"}[solver]
+    if solver == "scip":
+        from .scip_check import scip_solve as backend
+    else:
+        backend = maingo_solve
     try:
-        res = maingo_solve(m, rel_gap=rel_gap, abs_gap=abs_gap, time_limit_s=time_limit_s)
+        res = backend(m, rel_gap=rel_gap, abs_gap=abs_gap, time_limit_s=time_limit_s)
     except Exception as exc:  # a solver failure is a reported point, not a crash of the front
-        log.exception("MAiNGO failed at epsilon %g", epsilon_mol_m3)
-        return DesignPoint.failed(epsilon_mol_m3, name, "error", f"MAiNGO raised {type(exc).__name__}: {exc}",
+        log.exception("%s failed at epsilon %g", label, epsilon_mol_m3)
+        return DesignPoint.failed(epsilon_mol_m3, name, "error", f"{label} raised {type(exc).__name__}: {exc}",
                                   times_s={"build": t_build, "total": time.perf_counter() - t0})
     times = {"build": t_build, "solve_wall": res["wall_s"], "solve_cpu": res["cpu_s"], "total": time.perf_counter() - t0}
-    extra = {"maingo_status": res["maingo_status"], "nodes": res["nodes"], "n_variables": res["n_variables"],
+    status_key = f"{solver}_status"
+    extra = {status_key: res[status_key], "nodes": res["nodes"], "n_variables": res["n_variables"],
              "rejection": rejection, "n_elements": n_elements if rejection == "chain" else 1,
              "surrogate": m.surrogate.card.name}
     if res["status"] in ("optimal", "time_limit"):
         ev = evaluate_design(m)  # re-close the recycle at the solution (MAiNGO meets it to deltaEq)
-        msg = "" if res["globally_optimal"] else (f"time limit {time_limit_s:g} s reached with relative gap "
-                                                  f"{res['relative_gap']:.3g} > {rel_gap:g}: feasible, not certified")
+        msg = "" if res["globally_optimal"] else (f"{label} stopped ({res[status_key]}; time limit {time_limit_s:g} s) "
+                                                  f"with relative gap {res['relative_gap']:.3g} > {rel_gap:g}: "
+                                                  "feasible, not certified")
         return DesignPoint(epsilon_mol_m3=epsilon_mol_m3, solver=name, status=res["status"], feasible=True,
                            objective_usd_per_year=ev["objective_usd_per_year"], cost_usd_per_m3=ev["cost_usd_per_m3"],
                            product_conc_mol_m3=ev["product_conc_mol_m3"], design=design_of(m),
                            globally_optimal=res["globally_optimal"], lower_bound_usd_per_year=res["lower_bound"],
                            relative_gap=res["relative_gap"], times_s=times, message=msg,
-                           extra={**extra, "max_violation": ev["max_violation"], "maingo_objective": res["objective"]})
+                           extra={**extra, "max_violation": ev["max_violation"], f"{solver}_objective": res["objective"]})
     if res["status"] == "infeasible":
         diag = _min_product_conc(m, min(60.0, time_limit_s))
         if diag["status"] in ("optimal", "time_limit"):
@@ -275,5 +284,5 @@ def solve_global(spec, rejection: str = "element", epsilon_mol_m3: float = 1.0, 
         return DesignPoint.failed(epsilon_mol_m3, name, "infeasible", msg, globally_optimal=False, times_s=times,
                                   extra=extra)
     return DesignPoint.failed(epsilon_mol_m3, name, res["status"],
-                              f"MAiNGO: {res['maingo_status']} after {res['wall_s']:.1f} s (time limit {time_limit_s:g} s)",
+                              f"{label}: {res[status_key]} after {res['wall_s']:.1f} s (time limit {time_limit_s:g} s)",
                               times_s=times, extra=extra)

@@ -42,7 +42,6 @@ import pyomo.environ as pyo
 from nanosep.errors import InvalidInputError
 
 from .design_point import DesignPoint
-from .reduced_plant import build_reduced_plant, design_of, evaluate_design
 
 __all__ = ["SCIP_DEFAULTS", "scip_model_of", "scip_solve", "solve_scip"]
 
@@ -176,42 +175,10 @@ def solve_scip(spec, rejection: str = "element", epsilon_mol_m3: float = 1.0, *,
                surrogate: str | None = None, rel_gap: float = 1e-3, abs_gap: float = 1.0,
                time_limit_s: float = 120.0) -> DesignPoint:
     """Globally minimize the plant's annual operating cost s.t. product ``spec.limit_ion`` <=
-    ``epsilon_mol_m3`` with SCIP (the same model and arguments as :func:`.global_opt.solve_global`;
-    ``abs_gap`` in USD/yr).  Failures come back as a :class:`DesignPoint` with ``feasible=False``.
-    """
-    from nanosep.surrogates.onnx_io import load_shipped
+    ``epsilon_mol_m3`` with SCIP: :func:`.global_opt.solve_global` with ``solver="scip"`` (the same
+    reduced-space model, tanh written as 2/(1+exp(-2x))-1; ``abs_gap`` in USD/yr).  Failures come back
+    as a :class:`DesignPoint` with ``feasible=False``; an infeasible epsilon is diagnosed with MAiNGO."""
+    from .global_opt import solve_global
 
-    if not (rel_gap > 0 and abs_gap > 0 and time_limit_s > 0):
-        raise InvalidInputError(f"rel_gap={rel_gap!r}, abs_gap={abs_gap!r}, time_limit_s={time_limit_s!r} must be > 0")
-    t0 = time.perf_counter()
-    sur = load_shipped(surrogate) if surrogate is not None else None
-    m = build_reduced_plant(spec, rejection, surrogate=sur, n_elements=n_elements, epsilon_mol_m3=epsilon_mol_m3,
-                            tanh="exp")
-    evaluate_design(m)
-    t_build = time.perf_counter() - t0
-    name = f"scip/{rejection}" + (f"{n_elements}" if rejection == "chain" else "")
-    try:
-        res = scip_solve(m, rel_gap=rel_gap, abs_gap=abs_gap, time_limit_s=time_limit_s)
-    except Exception as exc:  # a solver failure is a reported point, not a crash of the front
-        log.exception("SCIP failed at epsilon %g", epsilon_mol_m3)
-        return DesignPoint.failed(epsilon_mol_m3, name, "error", f"SCIP raised {type(exc).__name__}: {exc}",
-                                  times_s={"build": t_build, "total": time.perf_counter() - t0})
-    times = {"build": t_build, "solve_wall": res["wall_s"], "solve_cpu": res["cpu_s"], "total": time.perf_counter() - t0}
-    extra = {"scip_status": res["scip_status"], "nodes": res["nodes"], "n_variables": res["n_variables"],
-             "rejection": rejection, "n_elements": n_elements if rejection == "chain" else 1,
-             "surrogate": m.surrogate.card.name}
-    if res["status"] in ("optimal", "time_limit"):
-        ev = evaluate_design(m)
-        msg = "" if res["globally_optimal"] else (f"SCIP stopped ({res['scip_status']}) with relative gap "
-                                                  f"{res['relative_gap']:.3g} > {rel_gap:g}: feasible, not certified")
-        return DesignPoint(epsilon_mol_m3=epsilon_mol_m3, solver=name, status=res["status"], feasible=True,
-                           objective_usd_per_year=ev["objective_usd_per_year"], cost_usd_per_m3=ev["cost_usd_per_m3"],
-                           product_conc_mol_m3=ev["product_conc_mol_m3"], design=design_of(m),
-                           globally_optimal=res["globally_optimal"], lower_bound_usd_per_year=res["lower_bound"],
-                           relative_gap=res["relative_gap"], times_s=times, message=msg,
-                           extra={**extra, "max_violation": ev["max_violation"], "scip_objective": res["objective"]})
-    msg = (f"SCIP proved the plant infeasible at epsilon = {epsilon_mol_m3:g} mol/m3 (binding: permeate_limit or "
-           f"the pressure/domain bounds)" if res["status"] == "infeasible" else
-           f"SCIP: {res['scip_status']} after {res['wall_s']:.1f} s (time limit {time_limit_s:g} s)")
-    return DesignPoint.failed(epsilon_mol_m3, name, res["status"], msg, globally_optimal=False, times_s=times,
-                              extra=extra)
+    return solve_global(spec, rejection, epsilon_mol_m3, n_elements=n_elements, surrogate=surrogate, rel_gap=rel_gap,
+                        abs_gap=abs_gap, time_limit_s=time_limit_s, solver="scip")
