@@ -74,13 +74,14 @@ def solve_block(s: dict, idx: np.ndarray, options, workers: int):
         r = solve_batch(IONS, options=options, strict=False, workers=workers,
                         chunk_size=max(1, int(np.ceil(len(idx) / workers))), **kw)
         cont = r.continuation_steps if r.continuation_steps is not None else np.zeros(len(idx))
-        return r.converged.astype(bool), np.asarray(r.reason, dtype=object), r.iterations, r.residual, cont
+        return (r.converged.astype(bool), np.asarray(r.reason, dtype=object), r.iterations, r.residual, cont,
+                r.unresolved.astype(bool))
     except Exception as e:  # noqa: BLE001 - a benchmark records every failure
         if len(idx) == 1:
             return (np.array([False]), np.array([f"exception {type(e).__name__}: {e}"[:300]], dtype=object),
-                    np.array([-1]), np.array([np.nan]), np.array([0]))
+                    np.array([-1]), np.array([np.nan]), np.array([0]), np.array([False]))
         parts = [solve_block(s, idx[i:i + 1], options, 1) for i in range(len(idx))]
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(5))
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(6))
 
 
 def breakdown(name, values, edges, failed, labels=None):
@@ -131,11 +132,12 @@ def main(argv=None) -> int:
     iters = np.zeros(N, int)
     resid = np.full(N, np.nan)
     cont = np.zeros(N)
+    unres = np.zeros(N, bool)  # converged but under-resolved (BatchResult.unresolved: flux-balance gap > 1e-6)
     t0 = time.perf_counter()
     done = 0
     while done < N:
         idx = np.arange(done, min(done + a.block, N))
-        conv[idx], reason[idx], iters[idx], resid[idx], cont[idx] = solve_block(s, idx, options, a.workers)
+        conv[idx], reason[idx], iters[idx], resid[idx], cont[idx], unres[idx] = solve_block(s, idx, options, a.workers)
         done = idx[-1] + 1
         el = time.perf_counter() - t0
         print(f"  {done:>6}/{N} samples  {el:7.1f} s  failures so far {int((~conv[:done]).sum())}", flush=True)
@@ -157,6 +159,10 @@ def main(argv=None) -> int:
           f"{'MET' if rate >= TARGET else 'NOT met'}); {int(failed.sum())} failures; "
           f"{elapsed:.1f} s ({n / elapsed:.1f} cases/s); mean Newton iterations {iters[sl][conv[sl]].mean():.1f}; "
           f"continuation used in {100 * np.mean(cont[sl] > 0):.1f} %")
+    n_unres = int(unres[sl].sum())
+    print(f"Converged but under-resolved on the grid (flux-balance gap > 1e-6, flagged in BatchResult.unresolved): "
+          f"{n_unres}; converged and resolved: {100 * (conv[sl] & ~unres[sl]).mean():.3f} %"
+          + (f"; samples {np.flatnonzero(unres[sl]).tolist()[:20]}" if n_unres else ""))
     reasons, counts = np.unique(reason[sl][failed].astype(str), return_counts=True)
     print("\nFailure reasons:")
     for r_, k_ in sorted(zip(reasons, counts), key=lambda t: -t[1]):
@@ -192,6 +198,7 @@ def main(argv=None) -> int:
     write_json(out / f"robustness{tag}.json", dict(
         meta=meta, options=str(options), seed=a.seed, n_requested=N, n_solved=n, converged=int(conv[sl].sum()),
         rate=rate, target=TARGET, seconds=elapsed, cases_per_s=n / elapsed,
+        unresolved=n_unres, unresolved_samples=np.flatnonzero(unres[sl]).tolist(),
         reasons=dict(zip(reasons.tolist(), counts.tolist())), breakdown=bd))
     print(f"wrote {out / f'robustness{tag}_failures.csv'} ({len(rows)} rows) and robustness{tag}.json")
     return 0
