@@ -40,6 +40,7 @@ import time
 from typing import Any
 
 import pyomo.environ as pyo
+from nanosep.surrogates.explicit import variable_power
 
 from nanosep.errors import InvalidInputError
 
@@ -70,11 +71,7 @@ class _MaingoOps:
             if b.is_integer():
                 return mp.pow(a, int(b))
             return mp.pow(a, b)
-        if isinstance(a, float):  # constant base: b^x = exp(ln(b) x)
-            if a <= 0:
-                raise InvalidInputError(f"power with constant base {a!r} <= 0 and a variable exponent")
-            return mp.exp(math.log(a) * b)
-        return mp.exp(b * mp.log(a))
+        return variable_power(a, b, mp.exp, mp.log)
 
     def abs(self, a):
         return self.mp.fabs(a)

@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 import pyomo.environ as pyo
+from nanosep.surrogates.explicit import variable_power
 
 from nanosep.errors import InvalidInputError
 
@@ -62,11 +63,7 @@ class _ScipOps:
         ps = self.ps
         if isinstance(b, float):
             return a ** (int(b) if b.is_integer() else b)
-        if isinstance(a, float):  # constant base: a^x = exp(ln(a) x)
-            if a <= 0:
-                raise InvalidInputError(f"power with constant base {a!r} <= 0 and a variable exponent")
-            return ps.exp(math.log(a) * b)
-        return ps.exp(b * ps.log(a))
+        return variable_power(a, b, ps.exp, ps.log)
 
     def abs(self, a):
         raise InvalidInputError("abs() is not supported by the SCIP translation")

@@ -28,6 +28,7 @@ so they evaluate in float64 to the same numbers as onnxruntime (tests: <= 1e-12)
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -200,6 +201,17 @@ class ExplicitSmoothNNFormulation(_formulation_base()):
 
 
 # ------------------------------------------------------------------------------ DAG evaluation
+def variable_power(a, b, exp, log):
+    """``a ** b`` when the exponent ``b`` is not a constant, in an algebra with ``exp``/``log``
+    (``maingopy``, ``pyscipopt``): ``exp(ln(a) b)`` for a constant base ``a > 0``, else
+    ``exp(b ln(a))``.  Shared by the global-solver translations of :class:`ExpressionDag`."""
+    if isinstance(a, float):
+        if a <= 0:
+            raise InvalidInputError(f"power with constant base {a!r} <= 0 and a variable exponent")
+        return exp(math.log(a) * b)
+    return exp(b * log(a))
+
+
 class ExpressionDag:
     """Evaluate Pyomo expressions in any algebra, visiting every shared sub-expression once.
 
