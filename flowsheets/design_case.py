@@ -22,7 +22,6 @@ known.  :meth:`DesignCase.to_problem` gives the :class:`.pareto.ParetoProblem`.
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -193,14 +192,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {"feed": FeedSection, "plant": PlantSect
 
 
 def _describe(err: dict) -> str:
-    if err["type"] != "extra_forbidden":
-        return casefile._describe(err)
-    loc = tuple(err["loc"])
-    section = DesignCase if len(loc) == 1 else _SECTIONS.get(str(loc[0]), DesignCase)
-    allowed = list(section.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{'.'.join(str(p) for p in loc)}: unknown key{hint} (allowed: {', '.join(allowed)})"
+    return casefile._describe(err, lambda loc: DesignCase if len(loc) == 1 else _SECTIONS.get(str(loc[0]), DesignCase),
+                              cutoff=0.5)
 
 
 def design_case_from_dict(data: dict, source: str = "<design case>") -> DesignCase:

@@ -367,15 +367,18 @@ _MESSAGES = {
 }
 
 
-def _describe(err: dict) -> str:
-    """One pydantic error as ``path: problem (got value)``."""
+def _describe(err: dict, section_at=None, cutoff: float = 0.6) -> str:
+    """One pydantic error as ``path: problem (got value)``.
+
+    An unknown key names the allowed keys of its section (``section_at(loc)`` -> pydantic model,
+    default: this module's case-file sections; other schemas pass their own) and the closest one."""
     loc = tuple(err["loc"])
     path = ".".join(str(p) for p in loc)
     kind = err["type"]
     if kind == "extra_forbidden":
-        section = _section_at(loc)
+        section = (section_at or _section_at)(loc)
         allowed = list(section.model_fields) if section else []
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=cutoff)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{path}: unknown key{hint} (allowed: {', '.join(allowed)})"
     if kind == "value_error":

@@ -354,11 +354,5 @@ _SECTIONS: dict[str, type[BaseModel]] = {"inputs": InputVariable, "outputs": Out
 
 def _describe(err: dict) -> str:
     """One pydantic error as ``path: problem (got value)`` (the case-file wording)."""
-    if err["type"] != "extra_forbidden":
-        return casefile._describe(err)
-    loc = tuple(err["loc"])
-    section = SurrogateCase if len(loc) == 1 else _SECTIONS.get(str(loc[0]), SurrogateCase)
-    allowed = list(section.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{'.'.join(str(p) for p in loc)}: unknown key{hint} (allowed: {', '.join(allowed)})"
+    return casefile._describe(err, lambda loc: SurrogateCase if len(loc) == 1
+                              else _SECTIONS.get(str(loc[0]), SurrogateCase))
