@@ -24,6 +24,7 @@ constraint" of seed 002 sec. 3.2.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,28 @@ class PlantSpec:
         object.__setattr__(self, "permeability_relation", permeability_relation(self.permeability_relation))
         if not self.product_m3_h > 0:
             raise InvalidInputError(f"product_m3_h={self.product_m3_h!r} must be > 0")
+        _check_feed(self.feed_conc_mol_m3)
+
+
+#: relative charge imbalance sum(z c) / sum(|z| c) a plant feed may have
+FEED_EN_RTOL = 1e-6
+
+
+def _check_feed(feed_conc_mol_m3: Mapping[str, float]) -> None:
+    """Feed concentrations [mol/m3]: finite, > 0, electroneutral (typed errors naming the value)."""
+    from nanosep.errors import ElectroneutralityError
+
+    from .properties import canonical_ions
+
+    bad = {i: c for i, c in feed_conc_mol_m3.items() if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0)}
+    if bad:
+        raise InvalidInputError(f"feed_conc_mol_m3: concentrations must be finite and > 0 mol/m3, got {bad}")
+    ions, charge = canonical_ions(list(feed_conc_mol_m3))
+    zc = [(charge[i], float(v)) for i, v in zip(ions, feed_conc_mol_m3.values())]
+    net = sum(z * x for z, x in zc)
+    if abs(net) > FEED_EN_RTOL * sum(abs(z) * x for z, x in zc):
+        raise ElectroneutralityError(f"feed_conc_mol_m3={dict(feed_conc_mol_m3)} is not electroneutral: "
+                                     f"sum(z c) = {net:.6g} mol/m3")
 
 
 def expected_degrees_of_freedom(spec: PlantSpec) -> int:

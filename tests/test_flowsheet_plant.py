@@ -141,3 +141,17 @@ def test_structural_check_passes_with_and_without_the_osmotic_term(osmotic):
     if not osmotic:
         with pytest.raises(FlowsheetError):
             check_structure(m, m.design_decisions)
+
+
+@pytest.mark.parametrize("feed, error, pattern", [
+    ({"Na+": float("nan"), "SO4-2": 10.0}, "InvalidInputError", "nan"),
+    ({"Na+": -20.0, "SO4-2": -10.0}, "InvalidInputError", "-20"),
+    ({"Na+": 25.0, "SO4-2": 10.0}, "ElectroneutralityError", "sum\\(z c\\) = 5"),
+])
+def test_plant_spec_refuses_bad_feeds(feed, error, pattern):
+    """NaN, negative and non-electroneutral feeds are refused before any model is built (they used to give an
+    'optimal' design from the global solver or a bare math domain error)."""
+    import nanosep.errors as errors
+
+    with pytest.raises(getattr(errors, error), match=pattern):
+        PlantSpec(feed_conc_mol_m3=feed)
