@@ -75,13 +75,13 @@ def solve_block(s: dict, idx: np.ndarray, options, workers: int):
                         chunk_size=max(1, int(np.ceil(len(idx) / workers))), **kw)
         cont = r.continuation_steps if r.continuation_steps is not None else np.zeros(len(idx))
         return (r.converged.astype(bool), np.asarray(r.reason, dtype=object), r.iterations, r.residual, cont,
-                r.unresolved.astype(bool))
+                r.unresolved.astype(bool), np.asarray(r.nodes_used, int))
     except Exception as e:  # noqa: BLE001 - a benchmark records every failure
         if len(idx) == 1:
             return (np.array([False]), np.array([f"exception {type(e).__name__}: {e}"[:300]], dtype=object),
-                    np.array([-1]), np.array([np.nan]), np.array([0]), np.array([False]))
+                    np.array([-1]), np.array([np.nan]), np.array([0]), np.array([False]), np.array([0]))
         parts = [solve_block(s, idx[i:i + 1], options, 1) for i in range(len(idx))]
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(6))
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(7))
 
 
 def breakdown(name, values, edges, failed, labels=None):
@@ -132,12 +132,14 @@ def main(argv=None) -> int:
     iters = np.zeros(N, int)
     resid = np.full(N, np.nan)
     cont = np.zeros(N)
-    unres = np.zeros(N, bool)  # converged but under-resolved (BatchResult.unresolved: flux-balance gap > 1e-6)
+    unres = np.zeros(N, bool)  # converged but under-resolved after the automatic refinement (BatchResult.unresolved)
+    nodes_used = np.zeros(N, int)  # layer intervals of the grid each answer comes from (refined: > options.nodes)
     t0 = time.perf_counter()
     done = 0
     while done < N:
         idx = np.arange(done, min(done + a.block, N))
-        conv[idx], reason[idx], iters[idx], resid[idx], cont[idx], unres[idx] = solve_block(s, idx, options, a.workers)
+        (conv[idx], reason[idx], iters[idx], resid[idx], cont[idx], unres[idx],
+         nodes_used[idx]) = solve_block(s, idx, options, a.workers)
         done = idx[-1] + 1
         el = time.perf_counter() - t0
         print(f"  {done:>6}/{N} samples  {el:7.1f} s  failures so far {int((~conv[:done]).sum())}", flush=True)
@@ -160,8 +162,11 @@ def main(argv=None) -> int:
           f"{elapsed:.1f} s ({n / elapsed:.1f} cases/s); mean Newton iterations {iters[sl][conv[sl]].mean():.1f}; "
           f"continuation used in {100 * np.mean(cont[sl] > 0):.1f} %")
     n_unres = int(unres[sl].sum())
-    print(f"Converged but under-resolved on the grid (flux-balance gap > 1e-6, flagged in BatchResult.unresolved): "
-          f"{n_unres}; converged and resolved: {100 * (conv[sl] & ~unres[sl]).mean():.3f} %"
+    n_ref = int((conv[sl] & (nodes_used[sl] > options.nodes)).sum())
+    print(f"Refined automatically (Chebyshev tail > {options.resolution_tol}): {n_ref} cases, up to "
+          f"{int(nodes_used[sl].max())} layer intervals")
+    print(f"Converged but under-resolved after refinement (flux-balance gap or Chebyshev tail > 1e-6, flagged in "
+          f"BatchResult.unresolved): {n_unres}; converged and resolved: {100 * (conv[sl] & ~unres[sl]).mean():.3f} %"
           + (f"; samples {np.flatnonzero(unres[sl]).tolist()[:20]}" if n_unres else ""))
     reasons, counts = np.unique(reason[sl][failed].astype(str), return_counts=True)
     print("\nFailure reasons:")
@@ -198,7 +203,8 @@ def main(argv=None) -> int:
     write_json(out / f"robustness{tag}.json", dict(
         meta=meta, options=str(options), seed=a.seed, n_requested=N, n_solved=n, converged=int(conv[sl].sum()),
         rate=rate, target=TARGET, seconds=elapsed, cases_per_s=n / elapsed,
-        unresolved=n_unres, unresolved_samples=np.flatnonzero(unres[sl]).tolist(),
+        unresolved=n_unres, unresolved_samples=np.flatnonzero(unres[sl]).tolist(), refined=n_ref,
+        refined_samples=np.flatnonzero(conv[sl] & (nodes_used[sl] > options.nodes)).tolist(),
         reasons=dict(zip(reasons.tolist(), counts.tolist())), breakdown=bd))
     print(f"wrote {out / f'robustness{tag}_failures.csv'} ({len(rows)} rows) and robustness{tag}.json")
     return 0

@@ -7,7 +7,11 @@ and then evaluated many times, batched: concentrations ``c`` [mol m-3] of shape
 ``(..., n, n)``.  Concentrations are converted to molalities inside, with the
 dilute approximation of :func:`nanosep.water.molality_from_concentration`
 (``m = c / rho_w(T)``).  The Jacobian is a complex-step derivative (exact to
-round-off; the formula code is complex-safe, see :mod:`nanosep.transport.mathops`).
+round-off; the formula code is complex-safe, see :mod:`nanosep.transport.mathops`),
+except for Pitzer, which has a vectorized analytic Jacobian (the complex-step one stays
+available as :meth:`~ActivityModelBase.ln_gamma_and_jacobian_complex_step`).
+A model with per-case temperatures (``T`` of shape ``(B,)``) is restricted to a subset
+of cases with :meth:`~ActivityModelBase.take` (no re-evaluation of parameters).
 
 Each model's formula is written once against an "ops" namespace, so the same code
 yields numpy arrays (:meth:`ln_gamma`) and Pyomo expressions (:meth:`ln_gamma_pyomo`).
@@ -31,6 +35,7 @@ concentrations (Newton iterates) are accepted; an ionic strength at or below
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -128,11 +133,32 @@ class ActivityModelBase:
         shape = like.shape[:-1]
         return np.stack([np.broadcast_to(t, shape) for t in terms], axis=-1).astype(like.dtype, copy=False)
 
+    def _take_cases(self, idx: Any) -> None:
+        """Hook of :meth:`take`: slice the subclass's per-case parameters (``self`` is the copy)."""
+
     # --- public API -------------------------------------------------------
-    def ln_gamma_molal(self, m: Any) -> np.ndarray:
-        """ln gamma for molalities ``m`` [mol kg-1] of shape ``(..., n)``."""
+    def take(self, idx: Any) -> ActivityModelBase:
+        """The model for the cases ``idx`` (int or boolean index into the ``(B,)`` temperatures).
+
+        Per-case parameters are sliced, not re-evaluated; a single-temperature model
+        serves every subset and is returned unchanged.
+        """
+        if np.ndim(self.T) == 0:
+            return self
+        sub = copy.copy(self)
+        sub.T, sub.rho_w, sub.A_phi = self.T[idx], self.rho_w[idx], self.A_phi[idx]
+        sub._take_cases(idx)
+        return sub
+
+    def ln_gamma_molal_formula(self, m: Any) -> np.ndarray:
+        """ln gamma for molalities ``m`` [mol kg-1] of shape ``(..., n)`` from the generic
+        (numpy/Pyomo) formula code; complex-safe."""
         a = self._as_batch(m, "molalities")
         return self._stack(self._ln_gamma_terms([a[..., i] for i in range(a.shape[-1])], NumpyOps), a)
+
+    def ln_gamma_molal(self, m: Any) -> np.ndarray:
+        """ln gamma for molalities ``m`` [mol kg-1] of shape ``(..., n)``."""
+        return self.ln_gamma_molal_formula(m)
 
     def ln_gamma(self, c: Any) -> np.ndarray:
         """ln gamma for concentrations ``c`` [mol m-3] of shape ``(..., n)``."""
@@ -140,11 +166,16 @@ class ActivityModelBase:
 
     def ln_gamma_and_jacobian(self, c: Any) -> tuple[np.ndarray, np.ndarray]:
         """ln gamma and its exact Jacobian ``J[..., i, j] = d ln gamma_i / d c_j`` [m3 mol-1]."""
+        return self.ln_gamma_and_jacobian_complex_step(c)
+
+    def ln_gamma_and_jacobian_complex_step(self, c: Any) -> tuple[np.ndarray, np.ndarray]:
+        """ln gamma and ``d ln gamma_i / d c_j`` [m3 mol-1] by a complex step through the generic
+        formula code (exact to round-off; the reference for faster subclass paths)."""
         a = self._as_batch(c, "concentrations").astype(float)
         n = a.shape[-1]
         # probe directions on a leading axis so that per-case parameters (B,) still broadcast
         probe = a[None, ...] + (1j * _COMPLEX_STEP) * np.eye(n).reshape((n,) + (1,) * (a.ndim - 1) + (n,))
-        out = self.ln_gamma(probe)  # out[j, ..., i] = ln gamma_i(c + i h e_j)
+        out = self.ln_gamma_molal_formula(self._molality(probe))  # out[j, ..., i] = ln gamma_i(c + i h e_j)
         return out[0].real.copy(), np.moveaxis(out.imag / _COMPLEX_STEP, 0, -1)
 
     def osmotic_coefficient_molal(self, m: Any) -> np.ndarray:

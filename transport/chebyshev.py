@@ -83,3 +83,38 @@ def interp_matrix(n_from: int, n_to: int) -> np.ndarray:
     P[rows] = exact[rows].astype(float)
     P.setflags(write=False)
     return P
+
+
+@lru_cache(maxsize=64)
+def coefficient_matrix(n_intervals: int) -> np.ndarray:
+    """Matrix C (n+1, n+1): values on :func:`nodes` -> Chebyshev coefficients of the interpolant.
+
+    ``f(x) = sum_j a_j T_j(2x - 1)`` with ``a = C @ f`` (a discrete cosine transform of type I;
+    Trefethen, *Approximation Theory and Approximation Practice*, 2013, ch. 3).  Our nodes run
+    from x = 0, where ``2x - 1 = -cos(0)``, so the signs of odd coefficients are flipped relative
+    to the usual ordering; magnitudes, which is what :func:`tail` uses, are the same.
+    """
+    n = n_intervals
+    k = np.arange(n + 1)
+    C = np.cos(np.pi * np.outer(k, k) / n) * (2.0 / n)
+    C[:, [0, n]] *= 0.5
+    C[[0, n], :] *= 0.5
+    C = C * ((-1.0) ** k)[:, None]
+    C.setflags(write=False)
+    return C
+
+
+def tail(values: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
+    """Resolution estimate of profiles sampled on :func:`nodes`: ``max(|a_{n-1}|, |a_n|) / scale``.
+
+    ``values`` (..., n+1); ``scale`` broadcasts against ``values[..., 0]`` (default: the largest
+    coefficient magnitude of each profile).  For an analytic profile the Chebyshev coefficients
+    decay geometrically, so the last two bound the truncation (interpolation) error of the
+    profile; a resolved profile has them at round-off.  Zero profiles give 0.
+    """
+    v = np.asarray(values, dtype=float)
+    a = np.abs(v @ coefficient_matrix(v.shape[-1] - 1).T)
+    den = a.max(axis=-1) if scale is None else np.broadcast_to(np.asarray(scale, float), a.shape[:-1])
+    last = a[..., -2:].max(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, last / np.where(den > 0, den, 1.0), 0.0)

@@ -53,6 +53,14 @@ class TransportOptions:
         clustered toward the permeate end of the active layer (:mod:`.grid_map`), which
         resolves the boundary layer of width ~dx_e/Pe; below it the plain Chebyshev grid.
         ``None`` never maps.
+    resolution_tol: after the solve, every converged case whose Chebyshev resolution estimate
+        (:meth:`DSPMDESystem.resolution`, the relative size of the last two Chebyshev
+        coefficients of its profiles) exceeds this is re-solved on grids with twice the
+        intervals (layer and film), started from the interpolated solution, until the estimate
+        holds or ``max_nodes`` is reached; the answer is the finest grid's, its profiles sampled
+        at the ``nodes`` grid (``BatchResult.nodes_used`` records the grid per case).  ``None``:
+        no refinement (the estimate is still reported).
+    max_nodes: the largest layer grid of that refinement (intervals; none if ``nodes`` is larger).
     """
 
     activity: Literal["ideal", "davies", "pitzer"] = "ideal"
@@ -72,6 +80,8 @@ class TransportOptions:
     max_iter: int = 60
     coarse_grids: int = 2
     grid_map_peclet: Optional[float] = 30.0
+    resolution_tol: Optional[float] = 1e-9
+    max_nodes: int = 48
 
     def __post_init__(self) -> None:
         if self.activity not in ACTIVITY_MODELS:
@@ -97,6 +107,10 @@ class TransportOptions:
             raise InvalidInputError(f"coarse_grids={self.coarse_grids!r}: must be an integer in [0, 4]")
         if self.grid_map_peclet is not None and not self.grid_map_peclet > 0:
             raise InvalidInputError(f"grid_map_peclet={self.grid_map_peclet!r} must be > 0 (or None: no map)")
+        if self.resolution_tol is not None and not (0 < self.resolution_tol < 1):
+            raise InvalidInputError(f"resolution_tol={self.resolution_tol!r} must be in (0, 1) (or None: no refinement)")
+        if not (isinstance(self.max_nodes, int) and 2 <= self.max_nodes <= 256):
+            raise InvalidInputError(f"max_nodes={self.max_nodes!r}: must be an integer in [2, 256]")
         if not self.matrix_dielectric > 0:
             raise InvalidInputError(f"matrix_dielectric={self.matrix_dielectric!r} must be > 0")
 

@@ -311,7 +311,12 @@ def initialize_from_engine(block, result: BatchResult, case_index: int = 0) -> N
     options, feed or flux than those the block holds.
     """
     opts, prm = block.options, block.prm
-    if tuple(result.ions) != tuple(block.ion_names) or result.meta.get("options") != opts:
+    # the automatic refinement's settings do not change the equations on the twin's grid
+    eng_opts = result.meta.get("options")
+    same = ("resolution_tol", "max_nodes")
+    if eng_opts is not None:
+        eng_opts = eng_opts.with_(**{k: getattr(opts, k) for k in same})
+    if tuple(result.ions) != tuple(block.ion_names) or eng_opts != opts:
         raise InvalidInputError(f"engine result ({result.ions}, {result.meta.get('options')}) does not match the "
                                 f"twin ({block.ion_names}, {opts})")
     a = prm.grid_map if prm.grid_map is not None else np.zeros(1)
@@ -319,6 +324,11 @@ def initialize_from_engine(block, result: BatchResult, case_index: int = 0) -> N
             chebyshev.nodes(opts.nodes), a)[0][0], rtol=0.0, atol=1e-13):
         raise InvalidInputError(f"engine case {case_index} was solved on other nodes than the twin's (a mapped case "
                                 f"that converged only on the plain grid, see grid_map.py): map strength {a[0]:.4g}")
+    if result.nodes_used is not None and int(result.nodes_used[case_index]) != opts.nodes:
+        # a refined case: its solution sampled at the twin's nodes is a starting point, not the twin's solution
+        log.warning("engine case %d was refined to %d layer intervals; the twin (%d) starts from its samples and "
+                    "converges to its own grid's answer (build the twin with nodes=%d to match the engine)",
+                    case_index, int(result.nodes_used[case_index]), opts.nodes, int(result.nodes_used[case_index]))
     x = np.asarray(result.solution)[case_index:case_index + 1]  # same options, so the same Layout
     if result.converged[case_index] and np.isnan(x).any():
         absent = [i for i, cf in zip(result.ions, result.c_feed[case_index]) if not cf > 0]

@@ -1,6 +1,7 @@
 """Results of the transport engine: arrays for a batch, a view per case, tidy tables."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +13,8 @@ from .newton import STRICT_RESIDUAL
 
 #: flux-balance gap above which a converged case is flagged unresolved (:attr:`BatchResult.unresolved`)
 UNRESOLVED_GAP = 1e-6
+#: Chebyshev tail estimate above which a converged case is flagged unresolved
+UNRESOLVED_TAIL = 1e-6
 
 PARTITION_KEYS = ("steric", "born", "image", "donnan", "activity", "total")
 #: fields shared by all cases of a batch (not indexed by case)
@@ -56,6 +59,9 @@ class BatchResult:
     solution: np.ndarray | None = None   # (B, m) raw unknowns (warm starts, Pyomo twin)
     x_layer: np.ndarray | None = None    # (B, M) node positions per case, fraction of the thickness
     #                                         (differ from ``x`` where the grid is mapped, see grid_map.py)
+    nodes_used: np.ndarray | None = None      # (B,) layer intervals of the grid the answer was solved on
+    #                                         (> len(x) - 1 where refined; profiles are sampled at ``x``)
+    resolution_error: np.ndarray | None = None  # (B,) Chebyshev tail estimate of that grid (system.resolution)
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -70,24 +76,33 @@ class BatchResult:
 
     @property
     def flux_balance_gap(self) -> np.ndarray:
-        """(B,) max over present ions of |diffusion + convection + migration - J_v c_p| / max |term|.
+        """(B,) max over present ions (absent ones, reported NaN, left out) of
+        |diffusion + convection + migration - J_v c_p| / max |term|.
 
         The layer-averaged Nernst-Planck terms (``flux_split``) must add up to the ion flux; a converged
         case where they do not is under-resolved by the grid (e.g. sample 65 of benchmarks/robustness.py:
         residual 4e-9 but gap 1.4 and a Ca+2 rejection of 0.9999 / 0.094 / -0.048 at 24 / 64 / 96 nodes).
         Well-resolved cases sit at 1e-12 (median) to 1e-8 (p99.6).  NaN for failed cases."""
         parts = np.asarray(self.flux_split, float)
-        scale = np.nanmax(np.abs(parts), axis=-1)
+        with warnings.catch_warnings():   # all-NaN rows: blocked (pure-water) cases and absent ions
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scale = np.nanmax(np.abs(parts), axis=-1)
         gap = np.abs(parts.sum(-1) - np.asarray(self.ion_flux, float)) / np.where(scale > 0, scale, 1.0)
-        gap = np.where(np.isfinite(gap), gap, -np.inf)
+        # absent ions (reported NaN; carried at a trace level) do not count
+        gap = np.where(np.isfinite(gap) & np.isfinite(np.asarray(self.c_perm, float)), gap, -np.inf)
         out = gap.max(axis=1)
         return np.where(np.isfinite(out) & np.asarray(self.converged, bool), out, np.nan)
 
     @property
     def unresolved(self) -> np.ndarray:
         """(B,) converged cases whose :attr:`flux_balance_gap` exceeds ``UNRESOLVED_GAP`` (1e-6): the answer is not
-        trustworthy on this grid (refine ``TransportOptions.nodes``); flagged, not failed."""
-        return np.asarray(self.converged, bool) & (np.nan_to_num(self.flux_balance_gap, nan=0.0) > UNRESOLVED_GAP)
+        trustworthy on this grid (refine ``TransportOptions.nodes``); flagged, not failed.  Also flagged: a
+        Chebyshev tail estimate (:attr:`resolution_error`) above ``UNRESOLVED_TAIL`` (1e-6), i.e. a case the
+        automatic refinement (``TransportOptions.resolution_tol``, ``max_nodes``) could not resolve."""
+        bad = np.nan_to_num(self.flux_balance_gap, nan=0.0) > UNRESOLVED_GAP
+        if self.resolution_error is not None:
+            bad |= np.nan_to_num(np.asarray(self.resolution_error, float), nan=0.0) > UNRESOLVED_TAIL
+        return np.asarray(self.converged, bool) & bad
 
     @property
     def rejection_intrinsic(self) -> np.ndarray:

@@ -11,12 +11,17 @@ re-solved by continuation in the water flux (or applied pressure) from the exact
 zero-flux (Donnan equilibrium) solution; cases that fail that too are re-solved by a robust
 continuation (logarithmic permeate-end unknowns, adaptive row scales), and a case that still fails
 and has absent ions is re-solved with its present ions only.  These fallbacks run only for cases
-that fail without them.  Nothing is silently dropped: a case that still
+that fail without them.  After the solve, every converged case whose Chebyshev resolution estimate
+(the last coefficients of its profiles, :meth:`DSPMDESystem.resolution`) exceeds
+``options.resolution_tol`` is re-solved on grids with twice the intervals, up to ``options.max_nodes``
+(a posteriori p-refinement, :func:`_refine`); one that stays above 1e-6 is flagged
+(``BatchResult.unresolved``).  Nothing is silently dropped: a case that still
 fails is returned with ``converged = False`` and its reason, or raises
 :class:`~nanosep.errors.ConvergenceError` naming its inputs if ``strict``.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,7 +150,9 @@ class _ActivityFn:
         return self.model.ln_gamma(c)
 
     def take(self, idx):
-        return _ActivityFn(self.kind, self.ions, self.T[idx], self.charges)
+        sub = copy.copy(self)   # the model slices its per-case parameters (no rebuild)
+        sub.T, sub.model = self.T[idx], self.model.take(idx)
+        return sub
 
 
 def ion_scale(prm: BatchParameters, phi0: np.ndarray) -> np.ndarray:
@@ -413,6 +420,82 @@ def _attach_subsetting(system: DSPMDESystem) -> None:
     system._sub = _sub
 
 
+def _solve_and_collect(prm: BatchParameters, options: TransportOptions, names: Sequence[str]) -> BatchResult:
+    """Solve a chunk (:func:`_solve_chunk`), collect its results and refine the under-resolved cases."""
+    out = _solve_chunk(prm, options)
+    return _refine(_collect(*out, names, options), out[0], out[1], options, names)
+
+
+def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: TransportOptions,
+            names: Sequence[str]) -> BatchResult:
+    """Re-solve converged cases whose resolution estimate exceeds ``options.resolution_tol`` on grids
+    with twice the intervals (layer and film), each started from the interpolant of the last one,
+    until the estimate holds or ``options.max_nodes`` is reached.
+
+    A posteriori p-refinement: the estimate is the Chebyshev tail of the profiles
+    (:meth:`DSPMDESystem.resolution`).  The answer of a refined case is its finest converged grid's
+    (rejections, fluxes, partitioning and the flux split are computed there); its profiles and
+    ``solution`` are sampled at the base grid's nodes, which are every 2^k-th node of the fine grid.
+    A refinement that fails to converge keeps the coarser answer, flagged by ``resolution_error``
+    (:attr:`BatchResult.unresolved`).  Cases that are resolved never reach this code path's solves.
+    """
+    est = np.where(result.converged, sys_.resolution(x), np.nan)
+    result.resolution_error = est
+    result.nodes_used = np.full(len(result), sys_.N)
+    tol = options.resolution_tol
+    if tol is None:
+        return result
+    todo = np.flatnonzero(result.converged & (est > tol))
+    cur_x = x[todo]                       # solutions of the cases ``todo`` on the grid (N, Nf)
+    N, Nf = sys_.N, sys_.Nf
+    done: dict[int, BatchResult] = {}
+    while todo.size and 2 * N <= max(options.max_nodes, options.nodes) and 2 * Nf <= 256:
+        N2, Nf2 = 2 * N, 2 * Nf
+        sub = sys_.prm.take(todo)
+        coarse = DSPMDESystem(sub, N, Nf)  # only its layout is used (prolongation)
+        phi0 = donnan_potential(sub.z, sub.c_feed, sub.ln_phi_fixed, sub.charge)
+        fsys, xf, conv, its, res, reason, steps = _solve_grid(sub, options, phi0, ion_scale(sub, phi0), N2, Nf2,
+                                                              start=(coarse, cur_x, np.ones(todo.size, bool)))
+        log.debug("refined %d cases to %d layer intervals: %d converged", todo.size, N2, int(conv.sum()))
+        ok = np.flatnonzero(conv)
+        if not ok.size:
+            break
+        est2 = fsys.resolution(xf)[ok]
+        part = _sample_at_base(_collect(fsys, xf, conv, its, res, reason, steps, names, options).take(ok),
+                               sys_, fsys, xf[ok])
+        part.iterations = part.iterations + result.iterations[todo[ok]]
+        part.continuation_steps = part.continuation_steps + result.continuation_steps[todo[ok]]
+        part.nodes_used = np.full(ok.size, N2)
+        part.resolution_error = est2
+        for j, b in enumerate(todo[ok]):
+            done[int(b)] = part.take([j])
+        more = est2 > tol
+        N, Nf, cur_x, todo = N2, Nf2, xf[ok][more], todo[ok][more]
+    if not done:
+        return result
+    idx = np.array(sorted(done), int)
+    rest = np.setdiff1d(np.arange(len(result)), idx)
+    merged = BatchResult.concat([result.take(rest)] + [done[int(b)] for b in idx])
+    return merged.take(np.argsort(np.concatenate([rest, idx])))
+
+
+def _sample_at_base(part: BatchResult, base: DSPMDESystem, fine: DSPMDESystem, xf: np.ndarray) -> BatchResult:
+    """A fine-grid result with its profiles and solution vectors ``xf`` sampled at the base grid's nodes
+    (every k-th fine node: exact, no interpolation)."""
+    k = fine.N // base.N
+    part.c_layer = part.c_layer[:, :, ::k]
+    part.phi_layer = part.phi_layer[:, ::k]
+    part.x_layer = part.x_layer[:, ::k]
+    part.x = chebyshev.nodes(base.N)
+    if part.c_film is not None:
+        kf = fine.Nf // base.Nf
+        part.c_film = part.c_film[:, :, ::kf]
+        part.phi_film = part.phi_film[:, ::kf]
+        part.y_film = chebyshev.nodes(base.Nf)
+    part.solution = base.restrict(xf, fine)
+    return part
+
+
 def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, options) -> BatchResult:
     prm = sys_.prm
     s = sys_.unpack(x)
@@ -564,8 +647,7 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     def run(idx):
         prm = build_parameters(names, z, radius, d25, c_eff[idx], flux0[idx], rp[idx], L[idx], eps[idx], X[idx],
                                T[idx], options, None if P is None else P[idx])
-        out = _solve_chunk(prm, options)
-        return _collect(*out, names, options)
+        return _solve_and_collect(prm, options, names)
 
     chunks = [solve_idx[i:i + chunk_size] for i in range(0, solve_idx.size, chunk_size)]
     with single_thread_torch():
@@ -625,7 +707,7 @@ def _retry_present_ions(result: BatchResult, retry, absent, names, z, radius, d2
         sub_names = [names[k] for k in keep]
         prm = build_parameters(sub_names, z[keep], radius[keep], d25[keep], c[np.ix_(grp, keep)], flux[grp], rp[grp],
                                L[grp], eps[grp], X[grp], T[grp], options, None if P is None else P[grp])
-        out = _collect(*_solve_chunk(prm, options), sub_names, options)
+        out = _solve_and_collect(prm, options, sub_names)
         ok = np.flatnonzero(out.converged)
         log.debug("%d of %d failed cases converged with their %d present ions only", ok.size, grp.size, keep.size)
         if ok.size:
@@ -682,7 +764,8 @@ def _pure_water_permeate(idx, names, z, radius, d25, c, flux, rp, L, T, P, optio
         c_film=np.full((k, n, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
         phi_film=np.full((k, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
         continuation_steps=np.zeros(k, int), solution=None,
-        x_layer=np.tile(chebyshev.nodes(options.nodes), (k, 1)), meta={"options": options})
+        x_layer=np.tile(chebyshev.nodes(options.nodes), (k, 1)), nodes_used=np.full(k, options.nodes),
+        resolution_error=np.zeros(k), meta={"options": options})
 
 
 def solve(membrane, feed_mol_m3: dict, *, flux_m_s=None, pressure_pa=None, temperature_K: float = 298.15,

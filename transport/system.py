@@ -46,6 +46,7 @@ from . import chebyshev, grid_map
 from .partitioning import donnan_potential
 
 EXCLUDED_PERMEATE = 1e-30  #: permeate/feed ratio carried for sterically excluded ions (reported as 0)
+TRACE_FRACTION = 1e-10     #: feed share below which an ion is a trace (an absent ion carried at 1e-12)
 
 ActivityFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ImageFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -558,6 +559,47 @@ class DSPMDESystem:
                 src = (src.reshape(B, rows, P.shape[1]) @ P.T).reshape(B, rows * P.shape[0])
             x[:, self.lay[name]] = src
         return x
+
+    def restrict(self, x_fine: np.ndarray, fine: "DSPMDESystem") -> np.ndarray:
+        """Sample solution vectors of ``fine`` (same cases, ``k`` times the intervals, k a whole number)
+        at this system's nodes: the Gauss-Lobatto nodes of N intervals are every k-th node of k N
+        intervals, so this is exact pointwise (no interpolation); node-free unknowns are copied."""
+        B = x_fine.shape[0]
+        n = self.prm.n_ions
+        x = np.zeros((B, self.lay.size))
+        for name, lay_to in self.lay.blocks.items():
+            src = x_fine[:, fine.lay[name]]
+            if name in ("u", "p", "uf", "pf"):
+                film = name in ("uf", "pf")
+                nf, nc = (fine.Nf, self.Nf) if film else (fine.N, self.N)
+                if nf % nc:
+                    raise ValueError(f"cannot restrict {nf} to {nc} intervals")
+                rows = n if name in ("u", "uf") else 1
+                src = src.reshape(B, rows, nf + 1)[:, :, :: nf // nc].reshape(B, -1)
+            x[:, lay_to] = src
+        return x
+
+    def resolution(self, x: np.ndarray) -> np.ndarray:
+        """A posteriori resolution estimate (B,) of solutions ``x``: the largest Chebyshev tail
+        (:func:`chebyshev.tail`, the last two coefficients) of every profile of the active layer and the
+        film (in the grid coordinate, mapped or not), concentrations relative to each ion's largest value,
+        potentials absolute (relative to max(1, largest coefficient)).  Trace ions (feed below
+        ``TRACE_FRACTION`` of the total) and sterically excluded ones are left out: their answers are not
+        reported.  Measured over benchmarks/robustness.py samples, a tail below 1e-9 bounds the change of
+        every rejection under node doubling to < 1e-10 (transport/solver.py, ``_refine``)."""
+        s = self.unpack(x)
+        prm = self.prm
+        skip = prm.c_feed < TRACE_FRACTION * prm.c_feed.sum(axis=1, keepdims=True)
+        if prm.excluded is not None:
+            skip = skip | prm.excluded
+        est = [np.where(skip, 0.0, chebyshev.tail(s["c"])).max(axis=1),
+               chebyshev.tail(s["p"], np.maximum(np.abs(s["p"] @ chebyshev.coefficient_matrix(self.N).T).max(1), 1.0))]
+        if prm.polarization == "film":
+            est.append(np.where(skip, 0.0, chebyshev.tail(s["cf"])).max(axis=1))
+            est.append(chebyshev.tail(s["pf"], np.maximum(
+                np.abs(s["pf"] @ chebyshev.coefficient_matrix(self.Nf).T).max(1), 1.0)))
+        out = np.max(np.stack(est), axis=0)
+        return np.where(np.isfinite(out), out, np.inf)
 
     def norm_weights(self) -> np.ndarray:
         """Typical magnitude of every unknown (B, m), for the scaled norms of the Newton method."""
