@@ -7,7 +7,15 @@
    * ``direct``: one engine case per sample and flux (40,960 cases; ``--quick``: 256 samples,
      time extrapolated linearly), workers = 2;
    and the table's error against the direct solves on the common samples.
-   Target: <= 10 s on 2 cores.
+   Target: <= 10 s on 2 cores.  Printed: wall and CPU time of the table path (best and median of
+   ``--repeats`` runs), the ratio wall / target, and the 1-minute load average before and after
+   each run: the table path is one in-process engine batch (no process pool, no Dask), so wall
+   time above CPU time is time the process waited for a core (load), not start-up overhead.
+   Where the CPU goes (cProfile, 2026-11-22): ~85 % in the engine's flux continuation for the few
+   table radii just above the Li+ and Mg2+ Stokes radii (lambda > 0.99: 400-2300 Newton steps
+   vs 4-15 elsewhere); the PCHIP interpolation of 4096 samples takes < 0.2 s.  Two threads over
+   interleaved halves of the radius grid were slower (16.5-16.9 s vs 11.4-12.7 s wall at load 6.5:
+   the continuation is Python-bound and holds the GIL), so the table stays one in-process batch.
 2. EM + bilevel (seed 003 eqs. 14-28) on synthetic data: 16 experiment groups whose radii are
    log-normal quantiles (mean 0.6 nm, sd 0.1 nm), Na+/Mg2+/Cl-/SO4 2- in two feeds at 3 fluxes each,
    no noise (sd 0.005 assumed in the likelihood), truth dx_e 1 um, eps_p 40, X -30 mol/m3; the lower level alone (EM vs direct maximum of the
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +47,7 @@ MEAN_R, SD_R = 0.50e-9, 0.13e-9
 TARGET_QMC_S, TARGET_EM_S = 10.0, 600.0
 
 
-def qmc_benchmark(n: int, n_direct: int) -> dict:
+def qmc_benchmark(n: int, n_direct: int, repeats: int = 1) -> dict:
     from nanosep.transport.uncertainty.propagation import (
         PARAMETERS,
         propagate,
@@ -48,9 +57,17 @@ def qmc_benchmark(n: int, n_direct: int) -> dict:
 
     J = np.linspace(5, 50, 10) * LMH
     r = radius_samples(MEAN_R, SD_R, n)
-    t0, c0 = time.perf_counter(), time.process_time()
-    tab = propagate_radii(IONS, FEED, J, r, **NF270, n_table=96)
-    t_table, cpu_table = time.perf_counter() - t0, time.process_time() - c0
+    runs = []
+    for _ in range(max(1, repeats)):
+        load0 = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
+        tab = propagate_radii(IONS, FEED, J, r, **NF270, n_table=96)
+        runs.append({"wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                     "load1_before": load0, "load1_after": os.getloadavg()[0]})
+        print(f"  QMC table run {len(runs)}: wall {runs[-1]['wall_seconds']:.2f} s, CPU {runs[-1]['cpu_seconds']:.2f} s, "
+              f"load (1 min) {load0:.2f} -> {runs[-1]['load1_after']:.2f}", flush=True)
+    best = min(runs, key=lambda x: x["wall_seconds"])
+    t_table, cpu_table = best["wall_seconds"], best["cpu_seconds"]
     sub = r[:n_direct]
     X = np.column_stack([sub] + [np.full(sub.size, NF270[p]) for p in PARAMETERS[1:]])
     t0 = time.perf_counter()
@@ -58,6 +75,8 @@ def qmc_benchmark(n: int, n_direct: int) -> dict:
     t_direct = time.perf_counter() - t0
     err = np.abs(tab.rejection[:n_direct] - d.rejection)
     return {"samples": n, "fluxes": int(J.size), "table_seconds": t_table, "table_cpu_seconds": cpu_table,
+            "table_runs": runs, "table_median_seconds": float(np.median([x["wall_seconds"] for x in runs])),
+            "table_ratio_to_target": t_table / TARGET_QMC_S, "table_nodes": int(tab_nodes(r)),
             "table_failed_cases": int((~tab.converged).sum()),
             "direct_samples": n_direct, "direct_seconds": t_direct,
             "direct_seconds_extrapolated_to_n": t_direct * n / n_direct,
@@ -69,6 +88,14 @@ def qmc_benchmark(n: int, n_direct: int) -> dict:
             "selectivity_Li_Mg_at_15LMH_q05_q50_q95": np.nanquantile(
                 np.where(np.isfinite(s := tab.selectivity("Li+", "Mg+2")[:, 2]), s, np.nan), [0.05, 0.5, 0.95]).tolist(),
             "selectivity_Li_Mg_at_15LMH_infinite_fraction": float(np.mean(~np.isfinite(s)))}
+
+
+def tab_nodes(r) -> int:
+    """Number of radius-table nodes (engine cases per flux) :func:`propagate_radii` uses for ``r``."""
+    from nanosep.transport.uncertainty.em_psd import stokes_radii
+    from nanosep.transport.uncertainty.radius_table import radius_grid
+
+    return radius_grid(r.min() * (1 - 1e-9), r.max() * (1 + 1e-9), 96, stokes_radii(IONS)).size
 
 
 def em_benchmark(max_evaluations: int) -> dict:
@@ -117,17 +144,28 @@ def main(argv: list[str] | None = None) -> dict:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--quick", action="store_true", help="256 direct samples, bilevel capped at 40 evaluations")
     ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1, help="QMC table runs (best and median wall time reported)")
+    ap.add_argument("--qmc-only", action="store_true", help="skip the EM + bilevel benchmark")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.torch_threads)
     meta = metadata()
     print_metadata(meta)
-    q = qmc_benchmark(4096, 256 if args.quick else 4096)
-    print(f"QMC 4096 samples x 10 fluxes: table {q['table_seconds']:.2f} s (CPU {q['table_cpu_seconds']:.2f} s), direct "
+    q = qmc_benchmark(4096, 256 if args.quick else 4096, args.repeats)
+    print(f"QMC 4096 samples x 10 fluxes: table {q['table_seconds']:.2f} s wall (CPU {q['table_cpu_seconds']:.2f} s, "
+          f"{q['table_nodes']} radii x 10 fluxes solved; median of {len(q['table_runs'])} runs "
+          f"{q['table_median_seconds']:.2f} s) = {q['table_ratio_to_target']:.2f} x the {TARGET_QMC_S:g} s target "
+          f"({'met' if q['table_seconds'] <= TARGET_QMC_S else 'MISSED'}); direct "
           f"{q['direct_seconds']:.1f} s for {q['direct_samples']} samples "
-          f"(-> {q['direct_seconds_extrapolated_to_n']:.0f} s for 4096); target {TARGET_QMC_S:g} s")
+          f"(-> {q['direct_seconds_extrapolated_to_n']:.0f} s for 4096)")
     print(f"  table vs direct |dR|: median {q['table_vs_direct_median_abs_rejection']:.1e}, p99 "
           f"{q['table_vs_direct_p99_abs_rejection']:.1e}, max {q['table_vs_direct_max_abs_rejection']:.1e}")
+    out = {"meta": meta, "qmc": q}
+    if args.qmc_only:
+        path = results_dir() / ("uq_qmc_quick.json" if args.quick else "uq_qmc.json")
+        path.write_text(json.dumps(out, indent=2, default=float))
+        print(f"wrote {path}")
+        return out
     e = em_benchmark(40 if args.quick else 300)
     lo = e["lower_level"]
     print(f"EM: {lo['em']['iterations']} iterations, {lo['em']['seconds'] * 1e3:.1f} ms "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nanosep.errors import InvalidInputError
 from nanosep.units import m_s_to_lmh
 
 from .design import Cases, Observations, observations_from_table
@@ -58,6 +59,38 @@ def deviation_metrics(measured, model) -> dict[str, float]:
             "median_f_relative": float(np.median(np.abs(f_m / f_e - 1.0))),
             "within_15pct_f": float(np.mean(np.abs(f_m / f_e - 1.0) <= 0.15)),
             "n": int(ok.sum())}
+
+
+def deviation_by_group(table: pd.DataFrame, model, column: str = "dominant_salt",
+                       basis_column: str = "rejection_basis") -> pd.DataFrame:
+    """:func:`deviation_metrics` per value of ``column`` (rows ``group``) and overall (``"all"``).
+
+    ``table`` has ``rejection`` (measured) and ``column``; ``model`` the model rejections, same rows.
+    With a ``basis_column`` (``"salt"`` rows = the dominant salt's rejection, ``"ion"`` rows = trace
+    ions, see :func:`nanosep.measured.load_fdl2021`) the MAD in R of each kind is added
+    (``mad_rejection_salt``, ``mad_rejection_ion``; NaN when a group has no row of that kind).
+
+    Raises:
+        InvalidInputError: ``column`` is not in ``table`` or ``model`` has another length.
+    """
+    if column not in table.columns:
+        raise InvalidInputError(f"deviation_by_group: column {column!r} not in the table ({list(table.columns)})")
+    model = np.asarray(model, dtype=float)
+    if model.shape != (len(table),):
+        raise InvalidInputError(f"deviation_by_group: {model.size} model values for {len(table)} rows")
+    meas = table["rejection"].to_numpy(float)
+    labels = table[column].astype(str).to_numpy()
+    basis = table[basis_column].astype(str).to_numpy() if basis_column in table.columns else None
+    rows = []
+    for g in [*sorted(set(labels)), "all"]:
+        k = np.ones(len(table), bool) if g == "all" else labels == g
+        row = {"group": g, **deviation_metrics(meas[k], model[k])}
+        if basis is not None:
+            for kind in ("salt", "ion"):
+                kk = k & (basis == kind)
+                row[f"mad_rejection_{kind}"] = float(np.mean(np.abs(model[kk] - meas[kk]))) if kk.any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def plot_groups(obs: Observations, pmap: ParameterMap) -> pd.Series:
@@ -123,6 +156,9 @@ def characterize(table: pd.DataFrame, case: FitCase, *, profile: bool | None = N
     groups = plot_groups(obs, pmap)
     predictions["group"] = groups.to_numpy()
     metrics = deviation_metrics(obs.rejection, pred)
+    if "dominant_salt" in obs.table.columns:
+        by = deviation_by_group(obs.table, pred)
+        metrics["by_dominant_salt"] = {r.pop("group"): r for r in by.to_dict("records")}
     metrics["failed_rows"] = fit.failed_rows
     metrics["profile_interrupted"] = interrupted
     curve_df = pd.DataFrame()
@@ -145,4 +181,4 @@ def characterize(table: pd.DataFrame, case: FitCase, *, profile: bool | None = N
     return Characterization(case, obs, model, fit, fisher, prof, predictions, curve_df, metrics)
 
 
-__all__ = ["Characterization", "characterize", "deviation_metrics"]
+__all__ = ["Characterization", "characterize", "deviation_by_group", "deviation_metrics"]
