@@ -12,7 +12,8 @@ with ``flux_L_m2_h``, model, ions) with one more section::
       covariance:                               # a fit's mean and covariance -> outputs
         parameters: [pore_radius_nm, charge_density_mol_m3]
         cov: [[0.0004, 0.0], [0.0, 25.0]]       # in the units of the names; mean = membrane section
-        samples: 256
+        samples: 256                            # or, instead of parameters/mean/cov, a fit's output:
+                                                # from_fit: results/fit/parameters.json, dataset: NaCl
       ablation:                                 # Fig. 4 sweeps at one flux
         flux_L_m2_h: 15
         charge_density_mol_m3: [-100, -50, 0, 50]
@@ -43,6 +44,8 @@ from nanosep.casefile import (
 )
 from nanosep.errors import InvalidInputError
 
+from .fit_covariance import covariance_from_fit
+
 __all__ = ["USER_PARAMETERS", "UQCase", "UQSpec", "load_uq_case"]
 
 #: case-file names of the membrane parameters -> (SI name, factor to SI)
@@ -65,9 +68,11 @@ class PSDStudy(_Section):
 
 class CovarianceStudy(_Section):
     parameters: Annotated[list[Literal["pore_radius_nm", "thickness_um", "pore_dielectric",
-                                       "charge_density_mol_m3"]], Field(min_length=1)]
+                                       "charge_density_mol_m3"]], Field(min_length=1)] | None = None
     mean: list[Finite] | None = None
-    cov: list[list[Finite]]
+    cov: list[list[Finite]] | None = None
+    from_fit: str | None = None      # a ``nanosep fit`` parameters.json (relative to the case file)
+    dataset: str | None = None       # its data-set label for parameters fitted per data set
     samples: Samples = 256
     method: Literal["sobol", "mc"] = "sobol"
     seed: int = 0
@@ -75,6 +80,12 @@ class CovarianceStudy(_Section):
 
     @model_validator(mode="after")
     def _shapes(self) -> CovarianceStudy:
+        if self.from_fit is not None:
+            if self.cov is not None or self.mean is not None:
+                raise ValueError("give either from_fit or mean/cov, not both")
+            return self            # filled from the file by load_uq_case
+        if self.parameters is None or self.cov is None:
+            raise ValueError("needs parameters and cov (or from_fit: a nanosep fit's parameters.json)")
         d = len(self.parameters)
         if len(set(self.parameters)) != d:
             raise ValueError(f"parameters repeat a name: {self.parameters}")
@@ -181,6 +192,13 @@ def load_uq_case(path: str | Path) -> UQCase:
     p = Path(path)
     data = read_mapping(p, "uq case file")
     try:
-        return UQCase.model_validate(data)
+        case = UQCase.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"{p}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+    cs = case.uq.covariance
+    if cs is not None and cs.from_fit is not None:
+        src = Path(cs.from_fit) if Path(cs.from_fit).is_absolute() else p.parent / cs.from_fit
+        names, mean, cov = covariance_from_fit(src, cs.dataset, cs.parameters)
+        filled = cs.model_copy(update=dict(parameters=names, mean=mean, cov=cov))
+        case = case.model_copy(update={"uq": case.uq.model_copy(update={"covariance": filled})})
+    return case
