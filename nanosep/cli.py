@@ -100,6 +100,9 @@ def sample(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a dataset of a different design in --out instead of refusing."
     ),
+    extra: str | None = typer.Option(
+        None, "--extra", help="Sample the case's training.extra_designs entry NAME (default --out: results/surrogates/data/<case>_NAME)."
+    ),
 ) -> None:
     """Sample a surrogate case's domain and solve every point with the transport engine.
 
@@ -109,7 +112,8 @@ def sample(
     """
     from nanosep.surrogates.sampling import run_sample_cli
 
-    raise typer.Exit(run_sample_cli(case, out, n, method, seed, chunk_size, scheduler, workers, overwrite))
+    raise typer.Exit(run_sample_cli(case, out, n, method, seed, chunk_size, scheduler, workers, overwrite,
+                                   extra=extra))
 
 
 @app.command()
@@ -117,13 +121,18 @@ def train(
     case: Path = typer.Argument(..., help="Surrogate case file, e.g. cases/surrogates/seed002_na2so4_element.yaml."),
     data: Path = typer.Option(..., "--data", help="Dataset folder written by `nanosep sample`."),
     out: Path = typer.Option(..., "--out", help="Folder for the model state, card, CV curve, plots and metrics."),
-    kind: str = typer.Option("shallow", "--kind", help="shallow (one tanh hidden layer, seed 002) or deep (tanh 20-20)."),
+    kind: str = typer.Option("shallow", "--kind", help="shallow (one tanh hidden layer, seed 002), deep (tanh 20-20), or recipe (the case's training: section: per-output nets, merged)."),
     hidden: str = typer.Option("auto", "--hidden", help="auto (k-fold CV, then n +- 3), a hidden size N, or sizes N,M for --kind deep."),
     folds: int = typer.Option(5, "--folds", help="Folds of the hidden-size cross-validation."),
     restarts: int = typer.Option(3, "--restarts", help="Random restarts per candidate; the best on validation wins."),
     seed: int = typer.Option(0, "--seed", help="Seed of the 70/15/15 split and the initializations."),
     output_activation: str = typer.Option("tanh", "--output-activation", help="tanh (seed 002) or identity."),
     max_hidden: int = typer.Option(30, "--max-hidden", help="Largest hidden size scanned by the CV."),
+    extra_data: list[Path] | None = typer.Option(
+        None, "--extra-data", help="--kind recipe: dataset folder of an extra design (repeatable; default: "
+        "<data>_<extra name> next to --data for every training.extra_designs entry)."),
+    warm_start: Path | None = typer.Option(
+        None, "--warm-start", help="--kind recipe: start from this model card's nets (e.g. the shipped model)."),
 ) -> None:
     """Train an element surrogate on a dataset as in seed 002 (70/15/15, early stopping, CV of n).
 
@@ -133,7 +142,8 @@ def train(
     """
     from nanosep.surrogates.training import run_train_cli
 
-    raise typer.Exit(run_train_cli(case, data, out, kind, hidden, folds, restarts, seed, output_activation, max_hidden))
+    raise typer.Exit(run_train_cli(case, data, out, kind, hidden, folds, restarts, seed, output_activation, max_hidden,
+                                  extra_data=extra_data, warm_start=warm_start))
 
 
 @app.command()

@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from nanosep.surrogates.recipe import TrainingRecipe
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -55,6 +56,7 @@ __all__ = [
     "OutputVariable",
     "SurrogateCase",
     "design",
+    "extra_design_case",
     "input_unit",
     "load_surrogate_case",
     "output_unit",
@@ -209,6 +211,7 @@ class SurrogateCase(_Section):
     inputs: Annotated[list[InputVariable], Field(min_length=1)]
     outputs: Annotated[list[OutputVariable], Field(min_length=1)]
     design: DesignSpec = DesignSpec()
+    training: TrainingRecipe | None = None   # optional per-output recipe (nanosep.surrogates.recipe)
 
     _base: CaseFile = PrivateAttr()
     _ions: tuple[str, ...] = PrivateAttr()
@@ -253,6 +256,16 @@ class SurrogateCase(_Section):
             if len(points) != 1:
                 raise ValueError(f"base.operation: without a flux input the base must give exactly one "
                                  f"operating point (got {len(points)})")
+        if self.training is not None:
+            outs = self.training.output_order
+            if outs != [o.name for o in self.outputs]:
+                raise ValueError(f"training.nets: the nets' outputs {outs} must list every output once, in the "
+                                 f"order of 'outputs' {[o.name for o in self.outputs]}")
+            for d in self.training.extra_designs:
+                for k in d.bounds:
+                    if k not in names:
+                        raise ValueError(f"training.extra_designs {d.name!r}: {k!r} is not an input "
+                                         f"(inputs: {', '.join(names)})")
         self._base, self._ions = base, tuple(ions)
         return self
 
@@ -327,6 +340,25 @@ def design(case: SurrogateCase, n: int | None = None, method: str | None = None,
         cols[v.name] = np.clip(x, v.low, v.high)
     log.info("%s design of %d points over %d inputs (seed %d)", method, n, d, seed)
     return pd.DataFrame(cols)
+
+
+def extra_design_case(case: SurrogateCase, name: str) -> SurrogateCase:
+    """The case restricted to the sub-domain of its ``training.extra_designs`` entry ``name``
+    (bounds replaced, design n/method/seed of the entry, name ``<case>_<name>``); for
+    ``nanosep sample CASE --extra NAME``. Unknown names raise :class:`InvalidInputError`."""
+    extras = [] if case.training is None else case.training.extra_designs
+    match = [d for d in extras if d.name == name]
+    if not match:
+        raise InvalidInputError(f"{case.name}: no training.extra_designs entry named {name!r} "
+                                f"(have: {', '.join(d.name for d in extras) or 'none'})")
+    d = match[0]
+    data = case.to_dict()
+    data["name"] = f"{case.name}_{d.name}"
+    for v in data["inputs"]:
+        if v["name"] in d.bounds:
+            v["low"], v["high"] = d.bounds[v["name"]]
+    data["design"] = {"method": d.method, "n": d.n, "seed": d.seed}
+    return surrogate_case_from_dict(data, source=f"{case.name} extra design {name!r}")
 
 
 # ---------------------------------------------------------------------- loading and messages

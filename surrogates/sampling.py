@@ -509,9 +509,11 @@ def _now() -> str:
 
 # ---------------------------------------------------------------------- the CLI command
 def run_sample_cli(case_path: Path, out: Path | None, n: int | None, method: str | None, seed: int | None,
-                   chunk_size: int | None, scheduler: str | None, n_workers: int, overwrite: bool) -> int:
+                   chunk_size: int | None, scheduler: str | None, n_workers: int, overwrite: bool,
+                   extra: str | None = None) -> int:
     """``nanosep sample``: exit 0 when the dataset is complete (failed cases are counted, not an error),
-    2 for bad input or a mismatched directory, 130 on Ctrl-C (rerun to resume)."""
+    2 for bad input or a mismatched directory, 130 on Ctrl-C (rerun to resume). ``extra`` samples the
+    case's ``training.extra_designs`` entry of that name instead of the main design."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -530,6 +532,10 @@ def run_sample_cli(case_path: Path, out: Path | None, n: int | None, method: str
     console = Console(stderr=True)
     try:
         case = load_surrogate_case(case_path)
+        if extra is not None:
+            from .domain import extra_design_case
+
+            case = extra_design_case(case, extra)
         out_dir = out or Path("results/surrogates/data") / case.name
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=console) as bar:

@@ -30,7 +30,7 @@ from nanosep.surrogates.scaling import Affine
 from torch import nn
 from torch.func import functional_call, jacfwd
 
-from nanosep.errors import InvalidInputError
+from nanosep.errors import InvalidInputError, NanosepError
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +317,7 @@ class TrainingResult:
     cv: pd.DataFrame | None = None
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
     restarts: int = 1
+    recipe: dict | None = None   # the case's training: section and each net's history (kind 'recipe')
 
 
 def default_cv_sizes(max_hidden: int = 30) -> list[int]:
@@ -435,7 +436,8 @@ def build_card(case, result: TrainingResult, xy, onnx_file: str):
         metrics={"test": result.metrics_test},
         training=TrainingInfo(restarts=result.restarts, epochs=result.epochs, optimizer=result.spec.optimizer,
                               cv_hidden_sizes=[] if cv is None else cv["hidden"].astype(int).tolist(),
-                              cv_mse=[] if cv is None else cv["cv_mse"].tolist()),
+                              cv_mse=[] if cv is None else cv["cv_mse"].tolist(),
+                              **({} if result.recipe is None else {"recipe": result.recipe})),
     )
 
 
@@ -517,7 +519,8 @@ def n_fits(kind: str, hidden: int | Sequence[int] | None, folds: int, restarts: 
 
 
 def run_train_cli(case: Path, data: Path, out: Path, kind: str, hidden: str, folds: int, restarts: int,
-                  seed: int, output_activation: str, max_hidden: int) -> int:
+                  seed: int, output_activation: str, max_hidden: int, *, extra_data: Sequence[Path] | None = None,
+                  warm_start: Path | None = None) -> int:
     """``nanosep train``: train with a rich progress bar, print the test metrics; returns an exit code."""
     from rich.console import Console
     from rich.progress import (
@@ -540,19 +543,32 @@ def run_train_cli(case: Path, data: Path, out: Path, kind: str, hidden: str, fol
         return 2
     h = None if sizes_given is None else (sizes_given[0] if kind == "shallow" else sizes_given)
     sizes = default_cv_sizes(max_hidden)
+    if kind != "recipe" and (extra_data or warm_start):
+        console.print("[red]--extra-data and --warm-start apply to --kind recipe only")
+        return 2
     torch.set_num_threads(1)
     try:
+        if kind == "recipe":
+            from nanosep.surrogates.domain import load_surrogate_case
+
+            total = n_recipe_fits(load_surrogate_case(case))
+        else:
+            total = n_fits(kind, h, folds, restarts, len(sizes))
         with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console) as bar:
-            task = bar.add_task("training", total=n_fits(kind, h, folds, restarts, len(sizes)))
+            task = bar.add_task("training", total=total)
 
             def step(desc: str) -> None:
                 bar.update(task, advance=1, description=desc)
 
-            result, card_path = train_case(case, data, out, kind=kind, hidden=h, folds=folds, restarts=restarts,
-                                           seed=seed, cv_sizes=sizes, output_activation=output_activation,  # type: ignore[arg-type]
-                                           progress=step)
-    except InvalidInputError as exc:
+            if kind == "recipe":
+                result, card_path = train_recipe_case(case, data, out, extra_data=extra_data, warm_start=warm_start,
+                                                      progress=step)
+            else:
+                result, card_path = train_case(case, data, out, kind=kind, hidden=h, folds=folds, restarts=restarts,
+                                               seed=seed, cv_sizes=sizes, output_activation=output_activation,  # type: ignore[arg-type]
+                                               progress=step)
+    except NanosepError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     table = Table(title=f"{card_path.name}: hidden {list(result.spec.hidden)}, test set")
@@ -563,3 +579,273 @@ def run_train_cli(case: Path, data: Path, out: Path, kind: str, hidden: str, fol
     console.print(table)
     console.print(f"wrote {out}")
     return 0
+
+
+# --------------------------------------------------------------------------- per-output recipe (case `training:`)
+def rejection_sensitivity(Y: np.ndarray, transform: str) -> np.ndarray:
+    """``|dy/du|`` per point of one output: ``ln10 (1 - R)`` for ``log10_transmission``
+    (``R = 1 - 10**u``), 1 for ``identity`` (a physical error = ``|dy/du|`` times the error in ``u``)."""
+    Y = np.asarray(Y, np.float64)
+    if transform == "log10_transmission":
+        return math.log(10.0) * np.maximum(1.0 - Y, 0.0)
+    return np.ones_like(Y)
+
+
+@dataclass
+class NetHistory:
+    """What one per-output net went through: epochs and physical errors after each fit."""
+
+    outputs: list[str]
+    hidden: list[int]
+    epochs: list[int] = field(default_factory=list)
+    val_max: list[float] = field(default_factory=list)
+    val_mae: list[float] = field(default_factory=list)
+    chosen_fit: int = 0
+
+
+def train_output_net(net, Z: np.ndarray, T: np.ndarray, sens: np.ndarray, sens_unit: np.ndarray, split: Split, *,
+                     seed: int = 0, init: nn.Sequential | None = None,
+                     progress: Progress | None = None) -> tuple[nn.Sequential, NetHistory]:
+    """Fit one recipe net (:class:`nanosep.surrogates.recipe.OutputNet`) with weighted Levenberg-Marquardt,
+    then its error-weighted rounds.
+
+    ``Z`` scaled inputs; ``T`` scaled targets (columns = the net's outputs); ``sens`` the physical error
+    per unit of scaled output at each point (``|dy/du|`` times the output factor, shape of ``T``);
+    ``sens_unit`` per column the value of ``sens`` at ``R = 0`` (``ln10 * factor`` for a transmission
+    output, ``factor`` for identity). Base residual weights ``w0 = max(sens, weight_floor * sens_unit)``
+    make the least-squares fit one in the physical output (the floor keeps the well-rejected points,
+    whose ``|dR/du|`` vanishes, in the fit). After each fit every point's weight is multiplied by
+    ``1 + e / error_ref`` (``e`` its physical error), capped at ``weight_cap * w0``. ``init`` (same
+    shape as ``net``) warm-starts the first fit instead of ``restarts`` random ones. Of the
+    ``1 + rounds`` fits, the one with the smallest maximum physical error on the validation rows wins.
+    """
+    Zt = torch.as_tensor(Z, dtype=torch.float64)
+    T = np.asarray(T, np.float64)
+    w0 = np.maximum(sens, net.weight_floor * np.asarray(sens_unit, np.float64).reshape(1, -1))
+    w = w0.copy()
+    hist = NetHistory(list(net.outputs), list(net.hidden))
+    model = init
+    best: tuple[float, dict, int] | None = None
+    n_fits = 1 + net.rounds
+    spec = NetSpec(tuple(net.hidden), net.output_activation, "lm")
+    for k in range(n_fits):
+        wt = torch.as_tensor(w)
+        kw = {"max_epochs": net.epochs if k == 0 else net.round_epochs, "max_fail": net.max_fail,
+              "residual_weights": (wt[split.train], wt[split.val])}
+        if model is None:
+            res = train_best_of(spec, Z[split.train], T[split.train], Z[split.val], T[split.val],
+                                restarts=net.restarts, seed=seed, **kw)
+        else:
+            res = fit(model, Z[split.train], T[split.train], Z[split.val], T[split.val], "lm", **kw)
+        model = res.model
+        with torch.no_grad():
+            e = np.abs(model(Zt).numpy() - T) * sens
+        ev = e[split.val]
+        hist.epochs.append(res.epochs)
+        hist.val_max.append(float(ev.max()))
+        hist.val_mae.append(float(ev.mean()))
+        log.info("net %s %s fit %d: %d epochs, validation max %.4f MAE %.5f", net.outputs, net.hidden, k,
+                 res.epochs, ev.max(), ev.mean())
+        if best is None or ev.max() < best[0]:
+            best = (float(ev.max()), copy.deepcopy(model.state_dict()), k)
+        if progress:
+            progress(f"{','.join(net.outputs)} fit {k + 1}/{n_fits}")
+        w = np.minimum(w * (1.0 + e / net.error_ref), net.weight_cap * w0)
+    assert best is not None and model is not None
+    model.load_state_dict(best[1])
+    hist.chosen_fit = best[2]
+    return model, hist
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A trained model to start from: its torch net (scaled in -> scaled out) and card."""
+
+    model: nn.Sequential
+    card: object
+
+
+def warm_start_from_card(card_path: str | Path) -> WarmStart:
+    """The torch net of an exported surrogate (ONNX dense layers, float64) and its card."""
+    from nanosep.surrogates.mlp import build_mlp
+    from nanosep.surrogates.onnx_io import load_surrogate
+
+    sur = load_surrogate(card_path)
+    layers = sur.layers()
+    acts = {L.activation for L in layers[:-1]}
+    if len(acts) != 1 or layers[-1].activation not in ("linear", "tanh"):
+        raise InvalidInputError(f"{card_path}: warm start needs a plain MLP (one hidden activation), got "
+                                f"{[L.activation for L in layers]}")
+    model = build_mlp(layers[0].W.shape[0], [L.W.shape[1] for L in layers[:-1]], layers[-1].W.shape[1],
+                      activation=acts.pop(), output_activation="tanh" if layers[-1].activation == "tanh" else "identity")
+    with torch.no_grad():
+        for lin, L in zip([m for m in model if isinstance(m, nn.Linear)], layers):
+            lin.weight.copy_(torch.as_tensor(L.W.T))
+            lin.bias.copy_(torch.as_tensor(L.b))
+    return WarmStart(model.eval(), sur.card)
+
+
+def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None = None,
+                 warm_hidden: Sequence[Sequence[int]] | None = None, progress: Progress | None = None,
+                 recipe=None, checkpoint_dir: str | Path | None = None) -> TrainingResult:
+    """Train the case's ``training:`` recipe on physical ``X``/``Y``: one net per entry of
+    ``training.nets`` (:func:`train_output_net`), merged block-diagonally into one MLP
+    (:func:`nanosep.surrogates.merge.merge_mlps`, exact).
+
+    Split: ``validation_fraction`` for early stopping and the choice among rounds, 5 % test, the
+    rest training. Input scaling from the declared domain; output scaling from the training rows
+    with the declared physical caps (as :func:`train_surrogate`), or the warm start's scalings
+    (a tanh output layer cannot absorb a new output scaling; the input scalings must agree).
+    ``warm``: the per-output nets are cut out of the warm-start model
+    (:func:`nanosep.surrogates.merge.split_mlp`, with the hidden sizes of its card's
+    ``training.recipe``, else ``warm_hidden``, else the recipe's own) and widened to the recipe's
+    sizes if smaller. ``recipe`` overrides the case's ``training:`` section (e.g. a short refinement).
+    ``checkpoint_dir``: each finished net is saved there (``net<k>.pt``) and a rerun with the same net
+    spec and data size loads it instead of training it again (Ctrl-C loses at most the net in progress).
+    """
+    from nanosep.surrogates.merge import merge_mlps, split_mlp, widen_mlp
+    from nanosep.surrogates.scaling import (
+        Affine,
+        fit_input_scaling,
+        fit_output_scaling,
+        output_forward,
+        scale_inputs,
+        scale_outputs,
+        unscale_outputs,
+    )
+
+    recipe = recipe if recipe is not None else case.training
+    if recipe is None:
+        raise InvalidInputError(f"{case.name}: the case file has no 'training:' section (kind 'recipe' needs one)")
+    X = np.asarray(X, np.float64)
+    Y = np.asarray(Y, np.float64)
+    vf = recipe.validation_fraction
+    split = random_split(len(X), recipe.seed, (1.0 - vf - 0.05, vf, 0.05))
+    tf = [o.transform for o in case.outputs]
+    scales = [v.transform for v in case.inputs]
+    in_sc = fit_input_scaling([v.low for v in case.inputs], [v.high for v in case.inputs], scales)
+    if warm is not None:
+        if warm.card.input_names != case.input_names or warm.card.output_names != case.output_names:
+            raise InvalidInputError(f"warm start {warm.card.name}: inputs/outputs {warm.card.input_names} -> "
+                                    f"{warm.card.output_names} differ from the case's {case.input_names} -> "
+                                    f"{case.output_names}")
+        if not (np.allclose(warm.card.input_scaling.offset, in_sc.offset, rtol=0, atol=1e-12)
+                and np.allclose(warm.card.input_scaling.factor, in_sc.factor, rtol=0, atol=1e-12)):
+            raise InvalidInputError(f"warm start {warm.card.name}: its input scaling {warm.card.input_scaling} "
+                                    f"differs from the case domain's {in_sc}")
+        out_sc = warm.card.output_scaling
+    else:
+        lo = np.array([o.low for o in case.outputs], float)
+        hi = np.array([o.high for o in case.outputs], float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.array([np.log10(max(1.0 - x, 0.0)) if t != "identity" else x for x, t in zip(lo, tf)])
+            b = np.array([np.log10(max(1.0 - x, 0.0)) if t != "identity" else x for x, t in zip(hi, tf)])
+        out_sc = fit_output_scaling(output_forward(Y[split.train], tf), np.minimum(a, b).tolist(),
+                                    np.maximum(a, b).tolist())
+    Z = scale_inputs(X, in_sc, scales)  # type: ignore[arg-type]
+    T = scale_outputs(Y, out_sc, tf)
+    factor = np.asarray(out_sc.factor, np.float64)
+    sens_all = np.column_stack([rejection_sensitivity(Y[:, j], tf[j]) for j in range(Y.shape[1])]) * factor
+    unit_all = np.array([math.log(10.0) if t == "log10_transmission" else 1.0 for t in tf]) * factor
+    inits: list[nn.Sequential | None] = [None] * len(recipe.nets)
+    if warm is not None:
+        w_rec = (getattr(warm.card.training, "model_extra", None) or {}).get("recipe") or {}
+        w_hidden = ([n["hidden"] for n in w_rec.get("nets", [])] or [list(h) for h in (warm_hidden or [])]
+                    or [n.hidden for n in recipe.nets])
+        parts = split_mlp(warm.model, w_hidden, [len(n.outputs) for n in recipe.nets])
+        inits = [p if list(n.hidden) == list(h) else widen_mlp(p, n.hidden, seed=recipe.seed)
+                 for p, n, h in zip(parts, recipe.nets, w_hidden)]
+    col = 0
+    nets, hists = [], []
+    for k, net in enumerate(recipe.nets):
+        cols = list(range(col, col + len(net.outputs)))
+        col += len(net.outputs)
+        ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"net{k}.pt"
+        if ck is not None and ck.exists():      # resume: this net finished in an earlier run
+            saved = torch.load(ck, weights_only=False)
+            if saved["net"] == net.model_dump(mode="json") and saved["n_rows"] == len(X):
+                m = NetSpec(tuple(net.hidden), net.output_activation, "lm").build(Z.shape[1], len(cols), seed=0)
+                m.load_state_dict(saved["state"])
+                nets.append(m)
+                hists.append(NetHistory(**saved["history"]))
+                log.info("net %d %s: resumed from %s", k, net.outputs, ck)
+                if progress:
+                    for _ in range(1 + net.rounds):
+                        progress(f"{','.join(net.outputs)} (resumed)")
+                continue
+        m, h = train_output_net(net, Z, T[:, cols], sens_all[:, cols], unit_all[cols], split,
+                                seed=recipe.seed + 1009 * k, init=inits[k], progress=progress)
+        nets.append(m)
+        hists.append(h)
+        if ck is not None:
+            ck.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ck.with_suffix(".tmp")
+            torch.save({"net": net.model_dump(mode="json"), "n_rows": len(X), "state": m.state_dict(),
+                        "history": h.__dict__}, tmp)
+            tmp.replace(ck)
+    big = merge_mlps(nets).eval()
+    with torch.no_grad():
+        y_test = unscale_outputs(big(torch.as_tensor(Z[split.test])).numpy(), out_sc, tf)
+    arch_hidden = tuple(m for m in [sum(n.hidden[j] for n in recipe.nets) for j in range(len(recipe.nets[0].hidden))])
+    spec = NetSpec(arch_hidden, recipe.nets[0].output_activation, "lm")
+    res = TrainingResult(model=big, spec=spec, input_scaling=in_sc, output_scaling=Affine(**out_sc.model_dump()),
+                         split=split, val_mse=float("nan"), epochs=int(sum(sum(h.epochs) for h in hists)),
+                         metrics_test=output_metrics(Y[split.test], y_test, case.output_names),
+                         candidates=pd.DataFrame([{"outputs": ",".join(h.outputs), "hidden": str(h.hidden),
+                                                   "epochs": str(h.epochs), "val_max": str(np.round(h.val_max, 5).tolist()),
+                                                   "val_mae": str(np.round(h.val_mae, 6).tolist()),
+                                                   "chosen_fit": h.chosen_fit} for h in hists]),
+                         restarts=max(n.restarts for n in recipe.nets))
+    res.recipe = {**recipe.model_dump(mode="json"),
+                  "history": [{"outputs": h.outputs, "hidden": h.hidden, "epochs": h.epochs, "val_max": h.val_max,
+                               "val_mae": h.val_mae, "chosen_fit": h.chosen_fit} for h in hists],
+                  "warm_start": None if warm is None else {"name": warm.card.name,
+                                                           "onnx_sha256": warm.card.onnx.sha256 if warm.card.onnx else ""}}
+    return res
+
+
+def recipe_data_dirs(case, data_dir: str | Path, extra_data: Sequence[str | Path] | None = None) -> list[Path]:
+    """The dataset folders of a recipe training: ``data_dir`` and, unless ``extra_data`` names them,
+    ``<data_dir>_<name>`` for every ``training.extra_designs`` entry (the default ``nanosep sample
+    --extra`` folders). A missing folder raises :class:`InvalidInputError` naming it."""
+    data_dir = Path(data_dir)
+    if extra_data:
+        extra = [Path(p) for p in extra_data]
+    else:
+        names = [d.name for d in case.training.extra_designs] if case.training is not None else []
+        extra = [data_dir.with_name(f"{data_dir.name}_{n}") for n in names]
+    dirs = [data_dir, *extra]
+    for d in dirs:
+        if not (d / "manifest.json").exists():
+            raise InvalidInputError(f"dataset folder {d} not found (run `nanosep sample` for it first)")
+    return dirs
+
+
+def train_recipe_case(case_path: str | Path, data_dir: str | Path, out: str | Path, *,
+                      extra_data: Sequence[str | Path] | None = None, warm_start: str | Path | None = None,
+                      progress: Progress | None = None) -> tuple[TrainingResult, Path]:
+    """``nanosep train --kind recipe``: pool the main and extra datasets, :func:`train_recipe`, write the model dir."""
+    from nanosep.surrogates.dataset import XY, load_xy
+    from nanosep.surrogates.domain import load_surrogate_case
+
+    case = load_surrogate_case(case_path)
+    dirs = recipe_data_dirs(case, data_dir, extra_data)
+    parts = [load_xy(d, case.input_names, case.output_names) for d in dirs]
+    X = np.vstack([p.X for p in parts])
+    Y = np.vstack([p.Y for p in parts])
+    log.info("%s: %d converged cases from %d datasets (%d failed dropped)", case.name, len(X), len(dirs),
+             sum(p.n_failed_dropped for p in parts))
+    warm = warm_start_from_card(warm_start) if warm_start is not None else None
+    result = train_recipe(X, Y, case, warm=warm, progress=progress, checkpoint_dir=Path(out) / "checkpoints")
+    xy = XY(X=X, Y=Y, case_id=np.arange(len(X)), input_names=tuple(case.input_names),
+            output_names=tuple(case.output_names), n_failed_dropped=sum(p.n_failed_dropped for p in parts),
+            manifest_hash=parts[0].manifest_hash)
+    result.recipe["datasets"] = [{"dir": str(d), "manifest_hash": p.manifest_hash, "n": len(p.X)}
+                                 for d, p in zip(dirs, parts)]
+    card_path = save_model_dir(Path(out), case, result, xy)
+    return result, card_path
+
+
+def n_recipe_fits(case) -> int:
+    """Progress steps of :func:`train_recipe` (one per fit of every net)."""
+    return sum(1 + n.rounds for n in case.training.nets) if case.training is not None else 0
