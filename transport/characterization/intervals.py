@@ -11,6 +11,17 @@ Profile likelihood: for each slot, ``Delta(u_k) = (min_{other} RSS - RSS_min) / 
 interval is where ``Delta <= q^2`` (for a linear model this equals the Fisher interval
 exactly; for a non-linear one it follows the true shape of the likelihood).
 
+Test inversion (:func:`profile_statistic`, :func:`joint_statistic`): whether a given value lies
+inside the profile interval is the likelihood-ratio test ``Delta(value) <= q^2`` (one constrained
+re-fit), and the joint ``confidence`` region of all slots is ``(RSS(u) - RSS_min) / s^2 <= p F(p, N - p)``
+(``chi2(p)`` with known sigma); :func:`joint_threshold`.  The coverage benchmark uses these.
+
+Which interval is reported (:func:`reported_intervals`): the profile-likelihood interval where it
+was computed, else the Fisher one.  On a non-linear, weakly identified problem the Fisher
+interval of a well-determined parameter under-covers when the estimate of a correlated one sits
+on a curved ridge or on its bound (benchmarks/characterization.py: charge density 0.84 with
+Fisher; the likelihood-ratio interval follows the ridge).
+
 Identifiability: singular values of the column-normalized Jacobian; a ratio
 ``s_min / s_max`` below :data:`FLAT_RATIO` means a direction along which the data hardly
 change the likelihood; the warning names the parameter combination.
@@ -22,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
+
+from nanosep.errors import InvalidInputError
 
 from .design import Observations
 from .fit import FitResult, Progress, _local
@@ -203,3 +216,54 @@ def profile_intervals(fit: FitResult, model: RejectionModel, obs: Observations, 
         log.info("profile %s: [%.6g, %.6g]%s", s.name, lower[s.name], upper[s.name],
                  "" if lo_ok[s.name] and hi_ok[s.name] else " (a bound reached first)")
     return ProfileSummary(lower, upper, lo_ok, hi_ok, points, thr, perf_counter() - t0)
+
+
+def profile_statistic(fit: FitResult, model: RejectionModel, obs: Observations, s2: float, name: str,
+                      value: float, *, max_iter: int = 20) -> float:
+    """``Delta`` of the profile likelihood at slot ``name`` = ``value`` (user units): the others re-fitted.
+
+    ``value`` lies in the profile interval of :func:`profile_intervals` iff ``Delta <= q^2``
+    (likelihood-ratio test inversion); one constrained local fit, warm-started at the estimate.
+
+    Raises:
+        InvalidInputError: unknown slot name, or a value outside the slot's bounds.
+    """
+    pmap = model.pmap
+    if name not in pmap.names:
+        raise InvalidInputError(f"profile_statistic: unknown slot {name!r} (slots: {pmap.names})")
+    k = pmap.names.index(name)
+    s = pmap.slots[k]
+    v_u = float(s.to_u(value)) if (s.transform != "log" or value > 0) else -np.inf
+    if not (s.lower - 1e-12 <= v_u <= s.upper + 1e-12):
+        raise InvalidInputError(f"profile_statistic: {name} = {value!r} outside its bounds "
+                                f"[{float(s.to_value(s.lower)):.6g}, {float(s.to_value(s.upper)):.6g}]")
+    dl, _ = _delta_at(model, obs, fit, k, v_u, fit.u.copy(), s2, max_iter)
+    return float(dl)
+
+
+def joint_statistic(fit: FitResult, model: RejectionModel, obs: Observations, s2: float, u) -> float:
+    """``(RSS(u) - RSS_min) / s^2`` of a full slot vector ``u`` (transformed space)."""
+    return float((np.sum(model.residuals(obs, np.asarray(u, float)) ** 2) - fit.cost) / s2)
+
+
+def joint_threshold(p: int, dof: int, *, confidence: float = 0.95, sigma: str = "estimated") -> float:
+    """Threshold of :func:`joint_statistic` for the joint ``confidence`` region of ``p`` slots:
+    ``p F_{p, dof}(confidence)`` with estimated sigma, ``chi2_p(confidence)`` with known sigma."""
+    if sigma == "known":
+        return float(stats.chi2.ppf(confidence, p))
+    return float(p * stats.f.ppf(confidence, p, dof))
+
+
+def reported_intervals(fisher: FisherSummary, profile: ProfileSummary | None = None) -> dict[str, dict]:
+    """The interval the product reports per slot: ``{name: {"lower", "upper", "method"}}`` (user units).
+
+    The profile-likelihood interval where ``profile`` has it (it follows the non-linear shape of the
+    likelihood; an end that met the slot's bound is that bound), else the Fisher interval.
+    """
+    out = {}
+    for name in fisher.names:
+        if profile is not None and name in profile.lower:
+            out[name] = {"lower": profile.lower[name], "upper": profile.upper[name], "method": "profile"}
+        else:
+            out[name] = {"lower": fisher.lower[name], "upper": fisher.upper[name], "method": "fisher"}
+    return out

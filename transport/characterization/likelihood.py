@@ -6,22 +6,25 @@ maximum-likelihood estimate is the weighted least-squares one.  :class:`Rejectio
 evaluates the residual vector ``r_j = w_j (R_j^mod(u) - R_j^exp)`` for one or many parameter
 vectors ``u`` with a single batched :func:`nanosep.transport.solve_batch` call per request.
 
-Derivatives: forward (default) or central finite differences in ``u``, the base point and all
-``p`` (or ``2 p``) perturbed parameter sets in one batch; a perturbation of a per-data-set slot re-solves only the cases of
+Derivatives: forward (default) or central finite differences in ``u``, all ``p`` (or ``2 p``)
+perturbed parameter sets in one batch (with the base point unless it was just evaluated); a perturbation of a per-data-set slot re-solves only the cases of
 that data set.  Engine failures never stop a fit: failed cases are retried once with more
 coarse grids and Newton iterations, and a case that still fails gives its rows the residual
 ``w_j * PENALTY`` (one-sided or zero derivatives in the Jacobian).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from nanosep import water
 from nanosep.errors import InvalidInputError
 from nanosep.ions import IonDatabase
 
+from ..hindrance import hindrance
 from ..options import TransportOptions
 from ..solver import solve_batch
 from .design import Cases, Observations
@@ -45,6 +48,18 @@ class EngineStats:
     retried: int = 0
 
 
+def _fingerprint(obs: Observations) -> bytes:
+    """Digest of the rows' data and design: cache keys must not rely on ``id(obs)`` (ids of freed objects
+    are reused, e.g. by the next synthetic replicate)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (obs.rejection, obs.weight, obs.row_case, obs.row_ion, obs.intrinsic, obs.cases.c_feed,
+              obs.cases.flux_m_s, obs.cases.temperature_K):
+        h.update(np.ascontiguousarray(a).tobytes())
+    for k in sorted(obs.cases.labels):
+        h.update(k.encode() + "\x00".join(map(str, obs.cases.labels[k])).encode())
+    return h.digest()
+
+
 class RejectionModel:
     """Predicted rejections for observation rows (or any cases) as a function of the slot vector ``u``."""
 
@@ -59,6 +74,7 @@ class RejectionModel:
         self.retry_options = options.with_(coarse_grids=4, max_iter=max(2 * options.max_iter, 120))
         self.stats = EngineStats()
         self._cache: dict[bytes, np.ndarray] = {}
+        self._rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}   # (predictions, ok) of cached points
         self._last_jacobian: tuple[bytes, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ engine
@@ -109,6 +125,23 @@ class RejectionModel:
             start = stop
         return out
 
+    def peclet_max(self, cases: Cases, u) -> np.ndarray:
+        """Largest ion Peclet number ``K_c J_v dx_e / (K_d D_i)`` of each case (B,) at ``u`` (closed form, no solve).
+
+        Present ions that fit into the pores only (as :func:`nanosep.transport.solver.peclet_max`).  A case
+        with a large value has a boundary layer of width ~dx_e/Pe at the permeate end, which the engine
+        resolves by flux continuation at a cost of seconds per case (see :func:`.fit.fit_parameters`).
+        """
+        inp = self.pmap.engine_inputs(np.asarray(u, float), cases)
+        radius = np.array([self.ion_db.get(i).stokes_radius_m for i in cases.ions])
+        d25 = np.array([self.ion_db.get(i).diffusivity_m2_s for i in cases.ions])
+        lam = radius[None, :] / inp["pore_radius_m"][:, None]
+        kd, kc = hindrance(np.minimum(lam, 0.999), self.options.hindrance)
+        diff = water.diffusivity_at(d25[None, :], cases.temperature_K[:, None])
+        pe = kc * (cases.flux_m_s * inp["thickness_m"])[:, None] / (kd * diff)
+        pe = np.where((cases.c_feed > 0) & (lam < 1.0), pe, 0.0)
+        return pe.max(axis=1)
+
     # ------------------------------------------------------------------ rows
     def row_predictions(self, obs: Observations, U: np.ndarray, subsets: list[np.ndarray] | None = None,
                         retry: bool = True):
@@ -140,12 +173,21 @@ class RejectionModel:
     def residuals(self, obs: Observations, u) -> np.ndarray:
         """Weighted residual vector (N,) at ``u`` (cached per ``u``)."""
         u = np.asarray(u, dtype=float)
-        key = u.tobytes() + id(obs).to_bytes(8, "little")
+        key = u.tobytes() + _fingerprint(obs)
         if key not in self._cache:
             if len(self._cache) > 64:
                 self._cache.clear()
-            self._cache[key] = self.residuals_many(obs, u[None, :])[0]
+                self._rows.clear()
+            pred, good = self.row_predictions(obs, u[None, :])
+            self._rows[key] = (pred[0], good[0])
+            self._cache[key] = np.where(good[0], obs.weight * (pred[0] - obs.rejection), obs.weight * PENALTY)
         return self._cache[key]
+
+    def row_ok(self, obs: Observations, u) -> np.ndarray:
+        """(N,) mask of the rows whose engine case converged at ``u`` (from the residual cache when possible)."""
+        u = np.asarray(u, dtype=float)
+        self.residuals(obs, u)
+        return self._rows[u.tobytes() + _fingerprint(obs)][1].copy()
 
     def _perturbations(self, u, step):
         h = step * np.maximum(1.0, np.abs(u))
@@ -164,18 +206,25 @@ class RejectionModel:
         A perturbed case that fails falls back to the other side (central) or gives a zero derivative.
         """
         u = np.asarray(u, dtype=float)
-        key = u.tobytes() + id(obs).to_bytes(8, "little") + repr(step).encode()
+        key = u.tobytes() + _fingerprint(obs) + repr(step).encode()
         if self._last_jacobian is not None and self._last_jacobian[0] == key:
             return self._last_jacobian[1].copy()
         p = u.size
         h, signs, pert = self._perturbations(u, FD_STEP[self.differences] if step is None else step)
-        subsets = [np.arange(len(obs.cases))]
+        base_key = u.tobytes() + _fingerprint(obs)
+        known = self._rows.get(base_key)   # least_squares evaluates the residuals at u before the Jacobian
+        if known is not None and not known[1].all():
+            known = None                   # re-solve a base point with failed rows (a failure may be transient)
+        subsets = [] if known is not None else [np.arange(len(obs.cases))]
         for k in range(p):
             subsets += [self.pmap.slot_cases(k, obs.cases)] * len(signs)
-        pred, good = self.row_predictions(obs, np.array([u, *pert]), subsets)
+        U = np.array(pert) if known is not None else np.array([u, *pert])
+        pred, good = self.row_predictions(obs, U, subsets)
+        if known is not None:
+            pred, good = np.vstack([known[0][None], pred]), np.vstack([known[1][None], good])
         base, gb = pred[0], good[0]
-        self._cache[u.tobytes() + id(obs).to_bytes(8, "little")] = np.where(
-            gb, obs.weight * (base - obs.rejection), obs.weight * PENALTY)
+        self._rows[base_key] = (base, gb)
+        self._cache[base_key] = np.where(gb, obs.weight * (base - obs.rejection), obs.weight * PENALTY)
         J = np.zeros((len(obs), p))
         m = len(signs)
         for k in range(p):

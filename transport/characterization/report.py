@@ -1,6 +1,21 @@
 """Files of a characterization: parameters with intervals (JSON), tables (CSV), figures (PNG), report (Markdown).
 
 Figures are matplotlib :class:`~matplotlib.figure.Figure` objects on Agg canvases (no pyplot).
+
+``parameters.json`` (keys; user units: nm, um, -, mol/m3; ``null`` for a non-finite number):
+
+* ``parameters``: per fitted slot (``pore_radius_nm``, ``charge_density_mol_m3[NaCl]`` for a per-data-set
+  slot): ``estimate``, ``se`` (delta method), ``fisher_lower/upper``, ``profile_lower/upper`` (+ ``_reached``)
+  when profiles ran, ``lower``/``upper``/``interval_method``: the reported interval (profile likelihood
+  where computed, else Fisher; :func:`.intervals.reported_intervals`), ``at_bound``.
+* ``covariance``: the Fisher covariance for propagation studies: ``parameters`` (slot names, the order of
+  the matrices), ``mean`` (estimates) and ``cov`` in user units (delta method ``D C_u D``, ``D`` =
+  d value / d u), and ``transformed``: ``transform`` per slot (``log``: u = ln value; ``linear``: u = value),
+  ``mean_u``, ``cov_u`` (where the fit is Gaussian; sample there and map back for positive parameters).
+  A ``covariance`` study of ``nanosep uq`` takes ``parameters``, ``mean`` and ``cov`` as they are (slot
+  names with ``[label]`` must be mapped to the plain parameter name by choosing one data set).
+* ``correlation`` (names, matrix), ``identifiability``, ``fit`` (cost, dof, s2, timing, engine use),
+  ``fixed``, ``metrics``, ``confidence``, ``sigma``.
 """
 from __future__ import annotations
 
@@ -12,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .intervals import reported_intervals
 from .workflow import Characterization
 
 log = logging.getLogger(__name__)
@@ -45,11 +61,29 @@ def parameter_table(ch: Characterization) -> pd.DataFrame:
             row.update({"profile_lower": pr.lower[name], "profile_upper": pr.upper[name],
                         "profile_lower_reached": pr.lower_reached[name],
                         "profile_upper_reached": pr.upper_reached[name]})
+        rep = reported_intervals(f, pr)[name]
+        row.update({"lower": rep["lower"], "upper": rep["upper"], "interval_method": rep["method"]})
         slot = ch.model.pmap.slots[k]
         row["at_bound"] = bool(np.isclose(ch.fit.u[k], slot.lower, atol=1e-6) or
                                np.isclose(ch.fit.u[k], slot.upper, atol=1e-6))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def covariance_json(ch: Characterization) -> dict:
+    """The ``covariance`` block of parameters.json (see the module docstring)."""
+    f, slots = ch.fisher, ch.model.pmap.slots
+    u = np.asarray(ch.fit.u, float)
+    d = np.array([float(s.to_value(x)) if s.transform == "log" else 1.0 for s, x in zip(slots, u)])
+    with np.errstate(invalid="ignore"):
+        cov = f.cov_u * np.outer(d, d)
+
+    def mat(m):
+        return [[_num(x) for x in row] for row in m]
+
+    return {"parameters": list(f.names), "mean": [f.estimate[n] for n in f.names], "cov": mat(cov),
+            "transformed": {"transform": [s.transform for s in slots], "mean_u": [float(x) for x in u],
+                            "cov_u": mat(f.cov_u)}}
 
 
 def parameters_json(ch: Characterization) -> dict:
@@ -63,6 +97,7 @@ def parameters_json(ch: Characterization) -> dict:
         "parameters": {r["parameter"]: {k: (_num(v) if isinstance(v, (float, np.floating)) else v)
                                         for k, v in r.items() if k != "parameter"} for r in tab.to_dict("records")},
         "fixed": fixed,
+        "covariance": covariance_json(ch),
         "correlation": {"names": ch.fisher.names,
                         "matrix": [[_num(x) for x in row] for row in ch.fisher.correlation]},
         "identifiability": {"scaled_singular_values": [float(s) for s in ch.fisher.singular_values],
