@@ -206,8 +206,8 @@ def test_temperature_function_and_extreme_temperatures():
 def test_missing_pair_warns_once(monkeypatch, caplog):
     monkeypatch.setattr(pitzer, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="nanosep.transport.pitzer"):
-        make_activity_model("pitzer", ["Na+", "NO3-"])
-        make_activity_model("pitzer", ["Na+", "NO3-"])
+        make_activity_model("pitzer", ["Na+", "NO3-"], parameters="phreeqc2025")
+        make_activity_model("pitzer", ["Na+", "NO3-"], parameters="phreeqc2025")
     hits = [r for r in caplog.records if "Na+-NO3-" in r.getMessage()]
     assert len(hits) == 1
     # with the May (2011) set as fallback the pair has parameters: NaNO3 is not ideal
@@ -258,3 +258,32 @@ def test_per_case_temperature_equals_separate_models(kind):
         ref, refj = make_activity_model(kind, ions, T=float(T[b])).ln_gamma_and_jacobian(c[b])
         np.testing.assert_allclose(lng[b], ref, atol=1e-14)
         np.testing.assert_allclose(jac[b], refj, atol=1e-14)
+
+
+def _pitzer_1_1_closed_form(beta0, beta1, cphi, m, a_phi):
+    """ln gamma+- of a 1:1 salt (Pitzer 1973; alpha = 2, b = 1.2), written out independently of pitzer.py."""
+    b, alpha = 1.2, 2.0
+    sI = np.sqrt(m)
+    f = -a_phi * (sI / (1 + b * sI) + 2.0 / b * np.log(1 + b * sI))
+    bg = 2 * beta0 + 2 * beta1 / (alpha**2 * m) * (1 - (1 + alpha * sI - alpha**2 * m / 2) * np.exp(-alpha * sI))
+    return f + m * bg + m**2 * 1.5 * cphi
+
+
+@pytest.mark.parametrize(("salt", "cation"), [("NaNO3", "Na+"), ("KNO3", "K+"), ("LiNO3", "Li+")])
+def test_default_set_fills_nitrates_from_may2011(salt, cation, caplog):
+    """The default parameters are PHREEQC 2025 with the pairs it lacks taken from May et al. (2011): a nitrate
+    gets May's 25 C values (no 'missing pair' warning) and matches the closed-form 1:1 Pitzer equation."""
+    may = PitzerParameters.load("may2011").binary[frozenset({cation, "NO3-"})]
+    model = make_activity_model("pitzer", [cation, "NO3-"])
+    with caplog.at_level(logging.WARNING, logger="nanosep.transport.pitzer"):
+        for m in (0.1, 0.5, 1.0):
+            g = mean_activity_coefficient((cation, "NO3-"), m)
+            ref = _pitzer_1_1_closed_form(may["beta0"][0], may["beta1"][0], may["Cphi"][0], m, float(model.A_phi))
+            assert np.log(g) == pytest.approx(ref, rel=1e-10, abs=1e-12)
+    assert not [r for r in caplog.records if "no Pitzer parameters" in r.getMessage()]
+    # away from 25 C the fallback pair's 25 C values are named in a warning; PHREEQC pairs keep their T dependence
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nanosep.transport.pitzer"):
+        make_activity_model("pitzer", [cation, "Cl-", "NO3-"], [1, -1, -1], T=318.15)
+    msgs = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{'-'.join(sorted([cation, 'NO3-']))}" in msgs and "Cl-" not in msgs.split("(set")[0]

@@ -79,6 +79,9 @@ log = logging.getLogger(__name__)
 
 PARAMETER_SETS = ("phreeqc2025", "phreeqc2012", "may2011")
 DEFAULT_PARAMETER_SET = "phreeqc2025"
+#: the models' default: PHREEQC pitzer.dat (2025) with the cation-anion pairs it lacks (e.g. every
+#: nitrate: Na+, K+, Li+, Mg+2, Ca+2 with NO3-) filled from May et al. 2011 at their 25 C values
+DEFAULT_PARAMETERS = ("phreeqc2025", "may2011")
 B_PITZER = 1.2  #: kg^0.5 mol^-0.5, universal Pitzer constant b
 
 # Pitzer (1975) eq. 47 constants of the closed-form J(x)
@@ -246,6 +249,8 @@ class PitzerParameters:
     theta: Mapping[frozenset[str], Coeffs] = field(default_factory=dict)
     psi: Mapping[tuple[frozenset[str], str], Coeffs] = field(default_factory=dict)
     reference_T_only: bool = False  #: True if the values are 25 C values without T dependence
+    #: binary pairs (of a combined set) whose values are 25 C values without T dependence
+    reference_T_only_pairs: frozenset = frozenset()
 
     @staticmethod
     @cache
@@ -264,7 +269,10 @@ class PitzerParameters:
             binary={**fallback.binary, **self.binary},
             theta={**fallback.theta, **self.theta},
             psi={**fallback.psi, **self.psi},
-            reference_T_only=self.reference_T_only or fallback.reference_T_only,
+            reference_T_only=self.reference_T_only,
+            reference_T_only_pairs=self.reference_T_only_pairs | frozenset(
+                k for k in fallback.binary if k not in self.binary
+                and (fallback.reference_T_only or k in fallback.reference_T_only_pairs)),
         )
 
 
@@ -297,6 +305,14 @@ def _load_phreeqc(year: str) -> PitzerParameters:
             like = [s for s, pos in zip(species, signs) if signs.count(pos) == 2]
             psi[(frozenset(like), odd[0])] = coeffs
     return PitzerParameters(label=f"phreeqc{year}", binary=binary, theta=theta, psi=psi)
+
+
+def _is_known(name: str) -> bool:
+    try:
+        canonical_ion_name(name)
+        return True
+    except UnknownIonError:
+        return False
 
 
 def _split_salt(salt: str) -> tuple[str, str]:
@@ -477,13 +493,20 @@ class PitzerActivity(ActivityModelBase):
         ions: Sequence[str],
         charges: Sequence[int],
         T: float = T_REF,
-        parameters: str | PitzerParameters | Sequence[str] = DEFAULT_PARAMETER_SET,
+        parameters: str | PitzerParameters | Sequence[str] = DEFAULT_PARAMETERS,
     ) -> None:
         super().__init__(ions, charges, T)
         self.parameters = _resolve_parameters(parameters)
         p = self.parameters
         if p.reference_T_only and np.any(np.abs(np.asarray(self.T) - T_REF) > 0.01):
             log.warning("Pitzer parameter set %r has 25 C values only; used unchanged at T = %s K", p.label, self.T)
+        off_T = bool(np.any(np.abs(np.asarray(self.T) - T_REF) > 0.01))
+        if off_T and p.reference_T_only_pairs:
+            here = {canonical_ion_name(i) for i in self.ions if _is_known(i)}
+            fixed = sorted("-".join(sorted(k)) for k in p.reference_T_only_pairs if k <= here)
+            if fixed:
+                log.warning("Pitzer parameters of %s (set %r) are 25 C values; used unchanged at T = %s K",
+                            ", ".join(fixed), p.label, self.T)
         keys = []
         for name in self.ions:
             try:
