@@ -141,11 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="skip the solve_batch profile")
     ap.add_argument("--out", default="activity_speed", help="output stem in results/benchmarks/")
     a = ap.parse_args(argv)
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    import torch   # a hard dependency of nanosep
+    torch.set_num_threads(1)
     meta = metadata()
     print_metadata(meta)
     times = call_times(a.batch, a.repeats)

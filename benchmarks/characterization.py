@@ -260,11 +260,8 @@ def main() -> None:
     ap.add_argument("--skip-propagation", action="store_true")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name (characterization[_quick][_TAG].json)")
     args = ap.parse_args()
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except Exception:  # pragma: no cover
-        pass
+    import torch   # a hard dependency of nanosep
+    torch.set_num_threads(1)
     meta = metadata()
     print_metadata(meta)
     out = {"meta": meta}

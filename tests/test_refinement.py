@@ -34,6 +34,11 @@ def test_tail_is_round_off_for_a_polynomial_and_large_for_an_unresolved_exponent
     assert chebyshev.tail(np.exp(5 * x)) < 1e-10          # resolved on 16 intervals
     assert chebyshev.tail(np.exp(40 * x)) > 1e-3          # not
     assert chebyshev.tail(np.zeros(17)) == 0.0
+    # with floor = 1 the estimate is absolute for profiles below one: a 1e-3 profile gets 1e-3 of its tail
+    g = np.exp(40 * (x - 1))
+    last = np.abs(chebyshev.coefficient_matrix(16) @ g)[-2:].max()
+    assert chebyshev.tail(1e-3 * g, floor=1.0) == pytest.approx(1e-3 * last, rel=1e-10)
+    assert chebyshev.tail(1e-3 * g) == pytest.approx(chebyshev.tail(g), rel=1e-10)
 
 
 def test_sampling_a_fine_grid_at_the_base_nodes_undoes_prolongation_exactly():

@@ -104,17 +104,18 @@ def coefficient_matrix(n_intervals: int) -> np.ndarray:
     return C
 
 
-def tail(values: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
+def tail(values: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """Resolution estimate of profiles sampled on :func:`nodes`: ``max(|a_{n-1}|, |a_n|) / scale``.
 
-    ``values`` (..., n+1); ``scale`` broadcasts against ``values[..., 0]`` (default: the largest
-    coefficient magnitude of each profile).  For an analytic profile the Chebyshev coefficients
+    ``values`` (..., n+1); ``scale`` is the largest coefficient magnitude of each profile, at least
+    ``floor`` (``floor = 1`` makes the estimate absolute for profiles of order one or smaller, e.g.
+    dimensionless potentials).  For an analytic profile the Chebyshev coefficients
     decay geometrically, so the last two bound the truncation (interpolation) error of the
     profile; a resolved profile has them at round-off.  Zero profiles give 0.
     """
     v = np.asarray(values, dtype=float)
     a = np.abs(v @ coefficient_matrix(v.shape[-1] - 1).T)
-    den = a.max(axis=-1) if scale is None else np.broadcast_to(np.asarray(scale, float), a.shape[:-1])
+    den = np.maximum(a.max(axis=-1), floor)
     last = a[..., -2:].max(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, last / np.where(den > 0, den, 1.0), 0.0)

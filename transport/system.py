@@ -593,11 +593,10 @@ class DSPMDESystem:
         if prm.excluded is not None:
             skip = skip | prm.excluded
         est = [np.where(skip, 0.0, chebyshev.tail(s["c"])).max(axis=1),
-               chebyshev.tail(s["p"], np.maximum(np.abs(s["p"] @ chebyshev.coefficient_matrix(self.N).T).max(1), 1.0))]
+               chebyshev.tail(s["p"], floor=1.0)]
         if prm.polarization == "film":
             est.append(np.where(skip, 0.0, chebyshev.tail(s["cf"])).max(axis=1))
-            est.append(chebyshev.tail(s["pf"], np.maximum(
-                np.abs(s["pf"] @ chebyshev.coefficient_matrix(self.Nf).T).max(1), 1.0)))
+            est.append(chebyshev.tail(s["pf"], floor=1.0))
         out = np.max(np.stack(est), axis=0)
         return np.where(np.isfinite(out), out, np.inf)
 
