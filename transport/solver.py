@@ -210,13 +210,17 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
     return prm
 
 
-def peclet_max(prm: BatchParameters) -> np.ndarray:
+def peclet_max(prm: BatchParameters, present: np.ndarray | None = None) -> np.ndarray:
     """Largest ion Peclet number ``K_c J_v dx_e / (K_d D)`` of each case (B,), sterically excluded ions
-    left out; in pressure mode at the pure-water flux ``dP / hp_coef`` (an upper bound)."""
+    (and, given a (B, n) mask ``present``, absent ones) left out; in pressure mode at the pure-water flux
+    ``dP / hp_coef`` (an upper bound)."""
     jv = prm.flux if prm.pressure is None else prm.pressure / prm.hp_coef
-    pe = prm.kc * (jv * prm.thickness)[:, None] / (prm.kd * prm.diff)
+    with np.errstate(divide="ignore", invalid="ignore"):   # K_d = 0 for excluded ions (masked below)
+        pe = prm.kc * (jv * prm.thickness)[:, None] / (prm.kd * prm.diff)
     if prm.excluded is not None:
         pe = np.where(prm.excluded, 0.0, pe)
+    if present is not None:
+        pe = np.where(present, pe, 0.0)
     return np.max(pe, axis=1)
 
 

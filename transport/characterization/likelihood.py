@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nanosep import water
 from nanosep.errors import InvalidInputError
 from nanosep.ions import IonDatabase
 
-from ..hindrance import hindrance
 from ..options import TransportOptions
-from ..solver import solve_batch
+from ..solver import build_parameters, peclet_max, solve_batch
 from .design import Cases, Observations
 from .parameters import ParameterMap
 
@@ -133,14 +131,14 @@ class RejectionModel:
         resolves by flux continuation at a cost of seconds per case (see :func:`.fit.fit_parameters`).
         """
         inp = self.pmap.engine_inputs(np.asarray(u, float), cases)
-        radius = np.array([self.ion_db.get(i).stokes_radius_m for i in cases.ions])
-        d25 = np.array([self.ion_db.get(i).diffusivity_m2_s for i in cases.ions])
-        lam = radius[None, :] / inp["pore_radius_m"][:, None]
-        kd, kc = hindrance(np.minimum(lam, 0.999), self.options.hindrance)
-        diff = water.diffusivity_at(d25[None, :], cases.temperature_K[:, None])
-        pe = kc * (cases.flux_m_s * inp["thickness_m"])[:, None] / (kd * diff)
-        pe = np.where((cases.c_feed > 0) & (lam < 1.0), pe, 0.0)
-        return pe.max(axis=1)
+        db = self.ion_db
+        ions = [db.get(i).name for i in cases.ions]
+        prm = build_parameters(
+            ions, np.array([db.get(i).charge for i in ions], float), np.array([db.get(i).stokes_radius_m for i in ions]),
+            np.array([db.get(i).diffusivity_m2_s for i in ions]), cases.c_feed, cases.flux_m_s,
+            inp["pore_radius_m"], inp["thickness_m"], inp["pore_dielectric"], inp["charge_density_mol_m3"],
+            cases.temperature_K, self.options.with_(grid_map_peclet=None))
+        return peclet_max(prm, present=cases.c_feed > 0)
 
     # ------------------------------------------------------------------ rows
     def row_predictions(self, obs: Observations, U: np.ndarray, subsets: list[np.ndarray] | None = None,
