@@ -9,8 +9,8 @@ simplified Newton correction ``dxbar = -J(x)^{-1} F(x + a dx)`` shrinks,
 scaling of the equations, unlike a residual line search, and lets the method take
 the full steps a strongly nonlinear Donnan problem needs.  The step is also
 scaled so that no potential-like unknown moves by more than its cap.  The batched
-LU factorizations come from :func:`torch.linalg.lu_factor` (LAPACK ``getrf``),
-which is reused for the simplified corrections.
+LU factorizations (:class:`DenseLU`: :func:`torch.linalg.lu_factor`, LAPACK ``getrf``;
+or a caller's structured one) are reused for the simplified corrections.
 
 Convergence: ``||F||_inf < tol`` on the (dimensionless, scaled) residuals (tested
 on the residual of the accepted trial point, so a converged case costs no further
@@ -82,20 +82,30 @@ class single_thread_torch:
         return False
 
 
-def _factor(J: np.ndarray):
-    LU, piv, info = torch.linalg.lu_factor_ex(torch.from_numpy(J))
-    return LU, piv, info.numpy() == 0
+class DenseLU:
+    """Batched LU factorization of dense Jacobians ``J`` (B, m, m) (LAPACK ``getrf`` through torch).
 
+    The interface every factorization passed to :func:`newton` has: ``ok`` (B,) bool (regular),
+    ``take(idx)`` (a subset of the cases) and ``solve(rhs)`` (``J^-1 rhs`` for rhs (B, m))."""
 
-def _lu_solve(fac, rhs: np.ndarray) -> np.ndarray:
-    LU, piv, _ = fac
-    return torch.linalg.lu_solve(LU, piv, torch.from_numpy(rhs)[..., None]).numpy()[..., 0]
+    def __init__(self, J: np.ndarray):
+        self.lu, self.piv, info = torch.linalg.lu_factor_ex(torch.from_numpy(J))
+        self.ok = info.numpy() == 0
+
+    def take(self, idx: np.ndarray) -> "DenseLU":
+        out = object.__new__(DenseLU)
+        out.lu, out.piv, out.ok = self.lu[idx], self.piv[idx], self.ok[idx]
+        return out
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return torch.linalg.lu_solve(self.lu, self.piv, torch.from_numpy(rhs)[..., None]).numpy()[..., 0]
 
 
 def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-11,
            max_iter: int = 60, weights: np.ndarray | None = None,
            min_damping: float = 1e-6, limit_residual: float = 1e-3,
-           limit_correction: float | None = None) -> tuple[np.ndarray, NewtonReport]:
+           limit_correction: float | None = None,
+           factorize: Callable[[np.ndarray], object] = DenseLU) -> tuple[np.ndarray, NewtonReport]:
     """Solve ``F(x) = 0`` for a batch.
 
     ``evaluate(x, idx, jacobian)`` returns ``(F, J)`` (or ``F`` if ``jacobian`` is
@@ -104,7 +114,9 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
     are the typical magnitudes used in the norm of the monotonicity test.
     ``limit_residual`` bounds ``||F||_inf`` of a case accepted by the precision-limit rule and
     ``limit_correction`` (default: the module's ``LIMIT_CORRECTION`` at call time) the max norm
-    of its scaled Newton correction ``|dx_j| / weight_j``.
+    of its scaled Newton correction ``|dx_j| / weight_j``.  ``factorize(J)`` returns the factorization
+    of the Jacobians (:class:`DenseLU`, or e.g. :class:`.bordered.BorderedLU` for large block-structured
+    systems); it is reused for the simplified corrections of the damping test.
     """
     if limit_correction is None:
         limit_correction = LIMIT_CORRECTION
@@ -135,9 +147,9 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
             active, F, J = active[keep], F[keep], J[keep]
         if active.size == 0:
             break
-        fac = _factor(J)
-        ok = fac[2]
-        dx = _lu_solve(fac, -F)
+        fac = factorize(J)
+        ok = fac.ok.copy()
+        dx = fac.solve(-F)
         ok &= np.all(np.isfinite(dx), axis=1)
         reason[active[~ok]] = "singular or non-finite Jacobian"
         # the caps limit the largest damping factor: lam <= 1 / max_j(|dx_j| / cap_j)
@@ -164,8 +176,7 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
             good = np.all(np.isfinite(Ft), axis=1)
             dbar = np.full_like(trial, np.inf)
             if good.any():
-                sub = (fac[0][pend[good]], fac[1][pend[good]], None)
-                dbar[good] = _lu_solve(sub, -Ft[good])
+                dbar[good] = fac.take(pend[good]).solve(-Ft[good])
             nbar = np.sqrt(np.mean((dbar / w[pend]) ** 2, axis=1))
             acc = good & (nbar <= (1.0 - lam / 4.0) * ndx[pend]) | (ndx[pend] < 1e-13)
             xa[pend[acc]] = trial[acc]

@@ -48,7 +48,8 @@ class TransportOptions:
         layer / 4 film intervals) solved first, coarsest first; each converged solution,
         interpolated, starts Newton on the next grid.  0 solves on ``nodes`` directly.  The
         result is the solution on ``nodes``/``film_nodes`` either way (same equations and
-        convergence test), only cheaper.    grid_map_peclet: cases whose largest ion Peclet number ``K_c J_v dx_e / (K_d D)`` (at the
+        convergence test), only cheaper.
+    grid_map_peclet: cases whose largest ion Peclet number ``K_c J_v dx_e / (K_d D)`` (at the
         given flux, or the pure-water flux in pressure mode) reaches this value solve on nodes
         clustered toward the permeate end of the active layer (:mod:`.grid_map`), which
         resolves the boundary layer of width ~dx_e/Pe; below it the plain Chebyshev grid.
@@ -61,6 +62,12 @@ class TransportOptions:
         at the ``nodes`` grid (``BatchResult.nodes_used`` records the grid per case).  ``None``:
         no refinement (the estimate is still reported).
     max_nodes: the largest layer grid of that refinement (intervals; none if ``nodes`` is larger).
+    bordered_min_unknowns: Newton systems with at least this many unknowns per case are factorized
+        block-bordered (:mod:`.bordered`: one small LU per ion plus a Schur complement on the
+        potentials), smaller ones by one dense LU; the solutions agree to round-off.  Measured
+        (benchmarks/linear_solver.py): the bordered LU is 1.5-2.8x faster from ~380 unknowns
+        (8 ions, or refined grids) and no faster at 258 (5 ions, film, 24 nodes), where the batched
+        small LUs of LAPACK run far below its dense rate.  ``None``: always dense.
     """
 
     activity: Literal["ideal", "davies", "pitzer"] = "ideal"
@@ -82,6 +89,7 @@ class TransportOptions:
     grid_map_peclet: Optional[float] = 30.0
     resolution_tol: Optional[float] = 1e-9
     max_nodes: int = 48
+    bordered_min_unknowns: Optional[int] = 300
 
     def __post_init__(self) -> None:
         if self.activity not in ACTIVITY_MODELS:
@@ -109,6 +117,10 @@ class TransportOptions:
             raise InvalidInputError(f"grid_map_peclet={self.grid_map_peclet!r} must be > 0 (or None: no map)")
         if self.resolution_tol is not None and not (0 < self.resolution_tol < 1):
             raise InvalidInputError(f"resolution_tol={self.resolution_tol!r} must be in (0, 1) (or None: no refinement)")
+        if self.bordered_min_unknowns is not None and not (isinstance(self.bordered_min_unknowns, int)
+                                                            and self.bordered_min_unknowns >= 1):
+            raise InvalidInputError(f"bordered_min_unknowns={self.bordered_min_unknowns!r}: must be an integer >= 1 "
+                                    f"or None")
         if not (isinstance(self.max_nodes, int) and 2 <= self.max_nodes <= 256):
             raise InvalidInputError(f"max_nodes={self.max_nodes!r}: must be an integer in [2, 256]")
         if not self.matrix_dielectric > 0:

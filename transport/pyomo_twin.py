@@ -30,9 +30,8 @@ from . import chebyshev, grid_map
 from .activity import make_activity_model
 from .image_forces import image_integral_chebyshev
 from .options import TransportOptions
-from .partitioning import donnan_potential
 from .results import BatchResult
-from .solver import build_parameters, check_electroneutral, ion_scale, solve_batch
+from .solver import build_parameters, check_electroneutral, feed_equilibrium, solve_batch
 from .system import DSPMDESystem
 
 __all__ = ["DSPMDEBlock", "TwinResult", "build_twin", "initialize_from_engine",  # noqa: F822 (DSPMDEBlock: by IDAES)
@@ -110,8 +109,8 @@ class DSPMDEBlockData(ProcessBlockData):
                                           np.array([ion.diffusivity_m2_s for ion in ions]), c, *case, opts, pressure)
         if pressure is not None:
             prm.flux = pressure / prm.hp_coef  # pure-water flux: the engine's starting value
-        self.phi_donnan = donnan_potential(self.z, c, prm.ln_phi_fixed, prm.charge)
-        self.scale_ion = ion_scale(prm, self.phi_donnan)[0]
+        self.phi_donnan, scale = feed_equilibrium(prm)
+        self.scale_ion = scale[0]
         self.scale_charge = max(float(c[0] @ np.abs(self.z) + abs(prm.charge[0])), 1e-300)
         self.neutral = bool(np.all(self.z == 0))
 

@@ -43,7 +43,8 @@ from . import chebyshev, grid_map, log_unknowns
 from .hindrance import hindrance
 from .newton import newton, single_thread_torch
 from .options import TransportOptions
-from .partitioning import donnan_potential, ln_born, ln_steric
+from .equilibrium import interface_equilibrium
+from .partitioning import ln_born, ln_steric
 from .polarization import mass_transfer_coefficient
 from .results import BatchResult
 from .system import BatchParameters, DSPMDESystem
@@ -155,9 +156,18 @@ class _ActivityFn:
         return sub
 
 
-def ion_scale(prm: BatchParameters, phi0: np.ndarray) -> np.ndarray:
-    """Row scale of each ion: its Donnan-steric-dielectric pore concentration at the feed side (mol/m3)."""
-    return np.maximum(prm.c_feed * np.exp(prm.ln_phi_fixed - prm.z[None, :] * phi0[:, None]), 1e-300)
+def ion_scale(prm: BatchParameters, phi0: np.ndarray, ln_phi: np.ndarray | None = None) -> np.ndarray:
+    """Row scale of each ion: its Donnan-steric-dielectric pore concentration at the feed side (mol/m3);
+    ``ln_phi`` (B, n): the ln partition coefficients without the Donnan factor (default: steric + Born)."""
+    ln_phi = prm.ln_phi_fixed if ln_phi is None else ln_phi
+    return np.maximum(prm.c_feed * np.exp(ln_phi - prm.z[None, :] * phi0[:, None]), 1e-300)
+
+
+def feed_equilibrium(prm: BatchParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-flux equilibrium with the feed (:func:`.equilibrium.interface_equilibrium`, image forces
+    self-consistent): the Donnan potential (B,) and the ion row scales (B, n) [mol/m3]."""
+    phi0, ln_phi, _ = interface_equilibrium(prm, prm.c_feed)
+    return phi0, ion_scale(prm, phi0, ln_phi)
 
 
 def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25: np.ndarray,
@@ -248,8 +258,7 @@ def _solve_chunk(prm: BatchParameters, options: TransportOptions):
 
 def _solve_staged(prm: BatchParameters, options: TransportOptions):
     """Solve a chunk on the full grid, started (``options.coarse_grids``) from solutions on coarser grids."""
-    phi0 = donnan_potential(prm.z, prm.c_feed, prm.ln_phi_fixed, prm.charge)
-    scale = ion_scale(prm, phi0)
+    phi0, scale = feed_equilibrium(prm)
     start = None
     coarse_its = np.zeros(prm.batch, int)
     coarse_steps = np.zeros(prm.batch, int)
@@ -296,7 +305,8 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
     if start is not None:
         csys, xc, cconv = start
         x0[cconv] = sys_.prolong(xc[cconv], csys)
-    x, rep = newton(make_eval(sys_), x0, caps, options.tol, options.max_iter, sys_.norm_weights())
+    x, rep = newton(make_eval(sys_), x0, caps, options.tol, options.max_iter, sys_.norm_weights(),
+                    factorize=sys_.factorizer(options.bordered_min_unknowns))
     conv = rep.converged.copy()
     iters = rep.iterations.copy()
     res = rep.residual.copy()
@@ -389,7 +399,8 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
         if robust:
             ev = log_unknowns.wrap(ev, mask[act])
             wts[mask[act]] = 1.0
-        xn, rep = newton(ev, x[act], caps, options.tol, min(25, options.max_iter), wts)
+        xn, rep = newton(ev, x[act], caps, options.tol, min(25, options.max_iter), wts,
+                         factorize=ssys.factorizer(options.bordered_min_unknowns))
         its[act] += rep.iterations
         steps[act] += 1
         good = rep.converged
@@ -457,8 +468,8 @@ def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: Tra
         N2, Nf2 = 2 * N, 2 * Nf
         sub = sys_.prm.take(todo)
         coarse = DSPMDESystem(sub, N, Nf)  # only its layout is used (prolongation)
-        phi0 = donnan_potential(sub.z, sub.c_feed, sub.ln_phi_fixed, sub.charge)
-        fsys, xf, conv, its, res, reason, steps = _solve_grid(sub, options, phi0, ion_scale(sub, phi0), N2, Nf2,
+        phi0, sub_scale = feed_equilibrium(sub)
+        fsys, xf, conv, its, res, reason, steps = _solve_grid(sub, options, phi0, sub_scale, N2, Nf2,
                                                               start=(coarse, cur_x, np.ones(todo.size, bool)))
         log.debug("refined %d cases to %d layer intervals: %d converged", todo.size, N2, int(conv.sum()))
         ok = np.flatnonzero(conv)

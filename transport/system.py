@@ -43,6 +43,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import chebyshev, grid_map
+from .bordered import BorderedLU, BorderedStructure
+from .newton import DenseLU
+from .equilibrium import interface_equilibrium
 from .partitioning import donnan_potential
 
 EXCLUDED_PERMEATE = 1e-30  #: permeate/feed ratio carried for sterically excluded ions (reported as 0)
@@ -472,10 +475,15 @@ class DSPMDESystem:
         xg = self.x_nodes   # (B, M) node positions in [0, 1]
         c_wall = prm.c_feed
         passes = 1 if (shape == "equilibrium" or prm.polarization == "none") else 4
+        # without image forces the partition coefficients (but the Donnan factor) do not depend on the
+        # solution; with them, the wall's equilibrium is solved self-consistently (equilibrium.py)
+        ln_fixed, ln_mu = prm.ln_phi_fixed, None
         for _ in range(passes):
-            if c_wall is not prm.c_feed:
+            if prm.image is not None:
+                donnan_phi0, ln_fixed, ln_mu = interface_equilibrium(prm, c_wall)
+            elif c_wall is not prm.c_feed:
                 donnan_phi0 = donnan_potential(z, c_wall, prm.ln_phi_fixed, prm.charge)
-            lnphi0 = prm.ln_phi_fixed - z[None, :] * donnan_phi0[:, None]
+            lnphi0 = ln_fixed - z[None, :] * donnan_phi0[:, None]
             c0 = c_wall * np.exp(lnphi0)
             if shape == "equilibrium":
                 cp = prm.c_feed.copy()
@@ -488,7 +496,7 @@ class DSPMDESystem:
 
             def permeate(delta):
                 # per-ion SHP solution with the exit Donnan jump delta = phi_N - phi_p
-                kphi_out = np.exp(prm.ln_phi_fixed - z[None, :] * delta[:, None])
+                kphi_out = np.exp(ln_fixed - z[None, :] * delta[:, None])
                 return prm.kc * c0 / np.maximum(1.0 - (1.0 - prm.kc * kphi_out) * ex, 1e-300), kphi_out
 
             # permeate electroneutrality fixes the exit jump: bisection on sum z c_p(delta) (decreasing)
@@ -533,9 +541,8 @@ class DSPMDESystem:
         elif prm.polarization == "linear":
             x[:, lay["um"]] = c_wall
         if prm.image is not None:
-            zz = z**2
-            x[:, lay["mu"].start] = 0.5 * np.log(prm.screening_coef * (c0 @ zz))
-            x[:, lay["mu"].start + 1] = 0.5 * np.log(prm.screening_coef * (c0 @ zz))
+            x[:, lay["mu"].start] = ln_mu
+            x[:, lay["mu"].start + 1] = ln_mu
         if prm.pressure is not None:
             x[:, lay["jv"]] = prm.flux[:, None]
         return x
@@ -599,6 +606,38 @@ class DSPMDESystem:
             est.append(chebyshev.tail(s["pf"], floor=1.0))
         out = np.max(np.stack(est), axis=0)
         return np.where(np.isfinite(out), out, np.inf)
+
+    def bordered_structure(self) -> BorderedStructure:
+        """The ion blocks and the border of the Jacobian (:mod:`.bordered`): ion ``i`` owns its film and
+        pore concentrations, ``ln c_p,i`` and linear-film wall value (and their rows); potentials,
+        screening, ``J_v`` and the linear-film gradient form the border.  With an activity model the
+        feed- and permeate-side partitioning rows of each ion see every ion (``coupled``)."""
+        lay, n = self.lay, self.prm.n_ions
+        parts = []
+        if self.prm.polarization == "film":
+            parts.append(np.arange(lay["uf"].start, lay["uf"].stop).reshape(n, -1))
+        parts.append(np.arange(lay["u"].start, lay["u"].stop).reshape(n, -1))
+        parts.append(np.arange(lay["v"].start, lay["v"].stop)[:, None])
+        if self.prm.polarization == "linear":
+            parts.append(np.arange(lay["um"].start, lay["um"].stop)[:, None])
+        interior = np.concatenate(parts, axis=1)
+        border = np.setdiff1d(np.arange(lay.size), interior.ravel())
+        if self.prm.activity is None:
+            coupled = np.zeros((n, 0), int)
+        else:
+            r0 = lay["u"].start + np.arange(n) * (self.N + 1)
+            rv = np.arange(lay["v"].start, lay["v"].stop)
+            coupled = np.stack([np.argmax(interior == r0[:, None], axis=1),
+                                np.argmax(interior == rv[:, None], axis=1)], axis=1)
+        return BorderedStructure(interior, border, coupled)
+
+    def factorizer(self, bordered_min_unknowns: Optional[int]) -> Callable[[np.ndarray], object]:
+        """The Jacobian factorization for :func:`.newton.newton`: :class:`.bordered.BorderedLU` when the
+        system has at least ``bordered_min_unknowns`` unknowns per case, else :class:`.newton.DenseLU`."""
+        if bordered_min_unknowns is None or self.lay.size < bordered_min_unknowns:
+            return DenseLU
+        st = self.bordered_structure()
+        return lambda J: BorderedLU(J, st)
 
     def norm_weights(self) -> np.ndarray:
         """Typical magnitude of every unknown (B, m), for the scaled norms of the Newton method."""
