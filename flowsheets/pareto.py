@@ -51,7 +51,7 @@ import numpy as np
 
 from nanosep.errors import InvalidInputError
 
-from .design_point import DesignPoint
+from .design_point import DesignPoint, _json_safe
 from .errors import FlowsheetError
 from .superstructure import PlantSpec
 
@@ -383,12 +383,13 @@ class ParetoFront:
         return [p for p in self.points if p.feasible]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "name": self.problem.name, "problem": self.problem.to_dict(),
+        """JSON-ready; a non-finite figure (e.g. the purity limit when the purity step failed) becomes null."""
+        return _json_safe({"format": FORMAT, "name": self.problem.name, "problem": self.problem.to_dict(),
                 "limit_ion": self.problem.limit_ion,
                 "anchors": {k: v.to_dict() for k, v in self.anchors.items()}, "purity_limit": self.purity_limit,
                 "points": [p.to_dict() for p in self.points], "n_points": len(self.points),
                 "n_feasible": len(self.feasible), "n_solved_this_run": self.n_solved, "repaired": self.repaired,
-                "seconds": self.seconds}
+                "seconds": self.seconds})
 
 
 # ------------------------------------------------------------------------------ the driver

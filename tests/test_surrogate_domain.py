@@ -61,19 +61,20 @@ def test_sobol_design_in_bounds_and_stratified_in_log10():
 
 
 def test_log_offset_flux_is_dense_at_low_flux_and_keeps_zero():
-    """flux_um_s is log_offset (c = 0.01 um/s): uniform in log10(J + c) over [log10 c, log10(50 + c)],
-    so a quarter of the points lie below J = 10^(lo + (hi - lo)/4) - c = 0.0741 um/s (linear sampling: 0.15 %)."""
+    """flux_um_s is log_offset (c = 1e-6 um/s): uniform in log10(J + c) over [log10 c, log10(50 + c)],
+    so a quarter of the points lie below J = 10^(lo + (hi - lo)/4) - c = 8.31e-5 um/s (linear sampling:
+    0.0002 %), below the fluxes where a low-feed rejection rises from 0 (R = 0.5 at 4e-6 um/s, case file)."""
     case = load_surrogate_case(NA2SO4)
     v = case.inputs[case.input_names.index("flux_um_s")]
-    assert (v.scale, v.offset, v.low) == ("log_offset", 0.01, 0.0)
+    assert (v.scale, v.offset, v.low) == ("log_offset", 1e-6, 0.0)
     n = 1024
     J = design(case, n=n)["flux_um_s"].to_numpy()
-    lo, hi = math.log10(0.01), math.log10(50.01)
-    q = 10 ** (lo + (hi - lo) / 4) - 0.01
-    assert q == pytest.approx(0.07409, rel=1e-3)
+    lo, hi = math.log10(1e-6), math.log10(50.0 + 1e-6)
+    q = 10 ** (lo + (hi - lo) / 4) - 1e-6
+    assert q == pytest.approx(8.309e-5, rel=1e-3)
     assert (J < q).sum() == n // 4
-    # one point in the first 1/1024 of the t axis: J < c (10^((hi - lo)/1024) - 1) = 8.3e-5 um/s
-    assert 0.0 <= J.min() < 0.01 * (10 ** ((hi - lo) / n) - 1)
+    # one point in the first 1/1024 of the t axis: J < c (10^((hi - lo)/1024) - 1) = 1.75e-8 um/s
+    assert 0.0 <= J.min() < 1e-6 * (10 ** ((hi - lo) / n) - 1)
 
 
 def test_input_scale_round_trip_and_poles():

@@ -1,6 +1,7 @@
 """Flux domains of the shipped seed 002 element surrogates: card and case file agree; every shipped design case
 that uses them runs above 0.5 um/s (the mixture model's lower bound), and the Na2SO4 model meets the issue-3
-target on fresh designs of J >= 0.5 um/s (its card)."""
+target on fresh designs of its whole domain, J = 0-50 um/s (its card), including the steep low-feed rise of the
+rejection from 0 at J = 0 (against the engine)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,10 +52,42 @@ def test_every_design_case_of_the_element_surrogates_needs_more_than_the_flux_bo
     assert seen >= 6   # the seed 002 case-A/B1 element designs
 
 
-def test_na2so4_card_reports_fresh_designs_above_half_a_micron_per_second():
+def test_na2so4_card_reports_fresh_whole_domain_designs_meeting_the_target():
+    """The card's fresh held-out Sobol sets: at least three of the whole declared domain (the case's design
+    density, uniform in log10(J + 1e-6 um/s)), 4096+ points each, and every fresh set meets the issue-3 target."""
     from nanosep.surrogates.onnx_io import load_shipped
 
     card = load_shipped("seed002_na2so4_element").card
-    fresh = [m["rejection_SO4-2"] for k, m in card.metrics.items() if k.startswith("fresh_sobol_J_ge_0.5")]
-    assert len(fresh) == 7
+    assert card.inputs[card.input_names.index("flux_um_s")].low == 0.0
+    whole = {k: m["rejection_SO4-2"] for k, m in card.metrics.items() if k.startswith("fresh_sobol_seed")}
+    assert len(whole) >= 3 and all(int(k.rsplit("_n", 1)[1]) >= 4096 for k in whole), sorted(whole)
+    fresh = [m["rejection_SO4-2"] for k, m in card.metrics.items() if k.startswith("fresh_sobol")]
     assert max(m.max_abs for m in fresh) <= 0.03 and max(m.mae for m in fresh) <= 0.005
+
+
+def test_na2so4_surrogate_follows_the_engine_through_the_rise_from_zero_flux():
+    """At low SO4-2 feed (0.01-0.1 mol/m3) the rejection rises from 0 at J = 0 to > 0.9 within 1e-3 um/s
+    (engine); the surrogate follows it within the issue-3 max error on fresh points of J = 0..1e-3 um/s
+    (uniform in log10(J + 1e-8 um/s), Sobol seed unused in training), and gives R ~ 0 at J = 0."""
+    import numpy as np
+    from nanosep.surrogates.demo_step import engine_outputs
+    from nanosep.surrogates.domain import design, load_surrogate_case, surrogate_case_from_dict
+    from nanosep.surrogates.onnx_io import load_shipped
+
+    sur = load_shipped("seed002_na2so4_element")
+    case = load_surrogate_case(ROOT / "cases" / "surrogates" / "seed002_na2so4_element.yaml")
+    d = case.to_dict()
+    for v in d["inputs"]:
+        if v["name"] == "flux_um_s":
+            v.update(high=1e-3, offset=1e-8)
+        if v["name"] == "c_SO4-2_mol_m3":
+            v.update(high=0.1)
+    rows = design(surrogate_case_from_dict(d), n=256, method="sobol", seed=2718)
+    y_eng, ok = engine_outputs(case, rows, sur.card.output_names)
+    assert ok.all()
+    assert y_eng[:, 0].min() < 0.05 and y_eng[:, 0].max() > 0.9   # the set spans the rise
+    err = np.abs(sur.predict(rows[case.input_names].to_numpy())[:, 0] - y_eng[:, 0])
+    assert err.max() <= 0.03 and err.mean() <= 0.005, (err.max(), err.mean())
+    zero = rows[case.input_names].to_numpy()[:8].copy()
+    zero[:, case.input_names.index("flux_um_s")] = 0.0
+    assert np.abs(sur.predict(zero)[:, 0]).max() <= 0.03

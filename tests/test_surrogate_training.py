@@ -81,7 +81,7 @@ def test_input_scaling_maps_the_domain_onto_unit_box_and_inverts(case):
     np.testing.assert_allclose(z, [[-1] * 4, [1] * 4], atol=1e-14)
     x = np.array([[-250.0, 100.0, 12.5, 0.3]])
     np.testing.assert_allclose(unscale_inputs(scale_inputs(x, sc, scales), sc, scales), x, rtol=1e-14)
-    # geometric mean of a log input maps to 0; so does sqrt(c (50 + c)) - c of the log_offset flux (c = 0.01 um/s)
+    # geometric mean of a log input maps to 0; so does sqrt(c (50 + c)) - c of the log_offset flux (c = 1e-6 um/s)
     c = case.inputs[2].offset
     z0 = scale_inputs(np.array([[-300, 112.5, np.sqrt(c * (50 + c)) - c, np.sqrt(0.01 * 50)]]), sc, scales)[0]
     np.testing.assert_allclose(z0, [0.0, 0.0, 0.0, 0.0], atol=1e-14)
@@ -164,7 +164,7 @@ def test_train_case_writes_model_dir_and_card_round_trips(case, data_dir, tmp_pa
     # card round trip; the log_offset flux keeps its offset
     again = ModelCard.load(card.save(tmp_path / "copy.card.json"))
     assert again == card
-    assert (again.inputs[2].scale, again.inputs[2].offset) == ("log_offset", 0.01)
+    assert (again.inputs[2].scale, again.inputs[2].offset) == ("log_offset", 1e-6)   # the case file's offset
     # the saved state reproduces the model
     model, _, _ = load_model_dir(out)
     z = torch.zeros(1, 4, dtype=torch.float64)
