@@ -1,7 +1,7 @@
 """The model card: everything needed to use a surrogate besides its weights (DESIGN.md).
 
 ``<name>.card.json`` sits next to ``<name>.onnx``. It declares the physical
-inputs (order, units, domain, linear / log / log_offset scale with its offset),
+inputs (order, units, domain, linear / log / log_offset / log_neg scale, log_offset's offset),
 the outputs (order, units, physical range), the affine scalings, the architecture,
 the ONNX file and its sha256, the data it was trained on and the test metrics.
 
@@ -32,7 +32,7 @@ class InputVar(BaseModel):
     unit: str = ""
     low: float
     high: float
-    scale: Literal["linear", "log", "log_offset"] = "linear"
+    scale: Literal["linear", "log", "log_offset", "log_neg"] = "linear"
     offset: float = 0.0
 
     @model_validator(mode="after")
@@ -41,8 +41,9 @@ class InputVar(BaseModel):
             sc = self.transform
         except InvalidInputError as exc:
             raise ValueError(f"{self.name}: {exc}") from None
-        if sc.is_log and self.low <= sc.smallest():
-            raise ValueError(f"{self.name}: {self.scale} scale needs low > {sc.smallest():g}, got {self.low:g}")
+        bad = sc.domain_error(self.low, self.high)
+        if bad:
+            raise ValueError(f"{self.name}: {bad}")
         return self
 
     @property

@@ -31,7 +31,8 @@ def casadi_function(surrogate: Surrogate, name: str | None = None):
     """``casadi.Function`` ``y = f(x)`` with ``x`` (n_in x 1) and ``y`` (n_out x 1) in physical units.
 
     Log-scale inputs go through ``log10`` (so they must be positive), log_offset inputs
-    through ``log10(x + offset)`` (:class:`nanosep.surrogates.scaling.InputScale`); no
+    through ``log10(x + offset)``, log_neg inputs through ``log10(-x)`` (so they must be
+    negative) (:class:`nanosep.surrogates.scaling.InputScale`); no
     domain check happens inside the function: the caller bounds the inputs
     (e.g. as optimization-variable bounds) with ``surrogate.card.inputs``.
     """

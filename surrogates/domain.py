@@ -13,7 +13,8 @@ Seed 002 samples its inputs by a Latin hypercube (section 2.1); the default here
 scrambled Sobol sequence (``scipy.stats.qmc.Sobol``), which fills the cube more evenly
 at the same n; ``method: lhs`` gives seed 002's choice.  Log-scale inputs are uniform
 in log10 (a feed concentration over 0.01-50 mol/m3 spans 3.7 decades; uniform sampling
-would put 80 % of the points above 10 mol/m3).  ``scale: log_offset`` with an ``offset``
+would put 80 % of the points above 10 mol/m3); ``scale: log_neg`` is uniform in log10(-x)
+for negative inputs (a charge density of -1000..-10 mol/m3).  ``scale: log_offset`` with an ``offset``
 (in the variable's units) samples uniformly in ``log10(x + offset)``: dense near ``x = 0``,
 which stays in the domain (e.g. transmembrane velocity 0-50 um/s with offset 0.1 um/s,
 where rejection rises steeply from 0 over the first fraction of a um/s).
@@ -112,12 +113,13 @@ class _Section(BaseModel):
 
 class InputVariable(_Section):
     """One input of the surrogate: a vocabulary name, bounds [low, high], a scale (linear, log,
-    log_offset) and, for log_offset, the ``offset`` c > 0 of ``t = log10(x + c)`` (variable's units)."""
+    log_offset, log_neg) and, for log_offset, the ``offset`` c > 0 of ``t = log10(x + c)``
+    (variable's units); log_neg (``t = log10(-x)``) needs ``high < 0``."""
 
     name: str
     low: Finite
     high: Finite
-    scale: Literal["linear", "log", "log_offset"] = "linear"
+    scale: Literal["linear", "log", "log_offset", "log_neg"] = "linear"
     offset: Finite = 0.0
 
     @model_validator(mode="after")
@@ -144,6 +146,8 @@ class InputVariable(_Section):
                              f"range ({lo_s}{'' if math.isinf(hi) else f', <= {hi:g}'})")
         if self.scale == "log_offset" and self.low + self.offset <= 0:
             raise ValueError(f"{self.name}: log_offset needs low + offset > 0 (got {self.low:g} + {self.offset:g})")
+        if self.scale == "log_neg" and self.high >= 0:
+            raise ValueError(f"{self.name}: log_neg scale needs high < 0 (got high = {self.high:g})")
         return self
 
     @property
@@ -312,7 +316,8 @@ def design(case: SurrogateCase, n: int | None = None, method: str | None = None,
     ``design`` section.  Sobol points are scrambled (Owen) with ``seed``; scipy warns
     (``UserWarning``) when ``n`` is not a power of 2, as the balance properties of the
     sequence then do not hold.  Each input is uniform in its transform ``t``: linear inputs
-    on [low, high], log inputs in log10, log_offset inputs in log10(x + offset).  Deterministic for a given (n, method, seed).
+    on [low, high], log inputs in log10, log_offset inputs in log10(x + offset), log_neg inputs
+    in log10(-x).  Deterministic for a given (n, method, seed).
     """
     from scipy.stats import qmc
 

@@ -11,7 +11,7 @@ graph parser.) Scaled input bounds come from the declared domain.
 :func:`add_surrogate` adds to a block: the physical input variables (bounded by
 the domain: the out-of-domain policy on the Pyomo side), the scaled inputs as
 expressions ``(t(x) - offset) / factor`` with ``t`` = identity, ``log10(x)`` or
-``log10(x + c)`` (:class:`nanosep.surrogates.scaling.InputScale`), the OMLT block in the chosen
+``log10(x + c)`` or ``log10(-x)`` (:class:`nanosep.surrogates.scaling.InputScale`), the OMLT block in the chosen
 formulation (``"full"``: ``FullSpaceSmoothNNFormulation``, one variable and
 constraint per neuron; ``"reduced"``: ``ReducedSpaceSmoothNNFormulation``, the
 network as nested expressions), and the physical outputs bounded by the card's

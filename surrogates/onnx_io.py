@@ -334,7 +334,8 @@ def load_surrogate(card_path: str | Path) -> Surrogate:
 # --------------------------------------------------------------------------- the `nanosep export` pipeline
 def random_domain_points(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
     """``n`` points of the declared domain, uniform in each input's transform ``t`` (log-uniform
-    for log inputs, uniform in log10(x + offset) for log_offset inputs), physical units."""
+    for log inputs, uniform in log10(x + offset) for log_offset inputs, in log10(-x) for log_neg
+    inputs), physical units."""
     rng = np.random.default_rng(seed)
     u = rng.random((n, len(card.inputs)))
     cols = []

@@ -6,7 +6,11 @@ Inputs:  ``z = (t(x) - offset) / factor`` with the per-input transform ``t``:
 * ``log``: ``t = log10(x)`` (``x > 0``);
 * ``log_offset``: ``t = log10(x + c)`` with a per-variable offset ``c > 0`` in the variable's
   own units (e.g. 0.1 um/s for the transmembrane velocity): logarithmic resolution near
-  ``x = 0`` while keeping ``x = 0`` in the domain.
+  ``x = 0`` while keeping ``x = 0`` in the domain;
+* ``log_neg``: ``t = log10(-x)`` (``x < 0``), for negative-valued variables spanning decades
+  (a membrane charge density of -1000..-10 mol/m3): each decade gets the same share of the
+  network's input range.  ``t`` decreases with ``x``; the affine map is fitted to the sorted
+  ends, so ``z = -1`` is the weakly charged end (``x = high``).
 
 Outputs: ``u = offset + factor * y_net`` and ``y = g(u)`` with the per-output transform
 ``g``: ``identity`` (``y = u``, the default) or ``log10_transmission`` for a rejection
@@ -31,14 +35,16 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from nanosep.errors import InvalidInputError
 
-Scale = Literal["linear", "log", "log_offset"]
-SCALES: tuple[str, ...] = ("linear", "log", "log_offset")
+Scale = Literal["linear", "log", "log_offset", "log_neg"]
+SCALES: tuple[str, ...] = ("linear", "log", "log_offset", "log_neg")
 
 
 @dataclass(frozen=True)
 class InputScale:
-    """The transform ``t`` of one input: ``kind`` (linear / log / log_offset) and ``offset``
-    (``log_offset`` only, > 0, in the variable's units)."""
+    """The transform ``t`` of one input: ``kind`` (linear / log / log_offset / log_neg) and
+    ``offset`` (``log_offset`` only, > 0, in the variable's units).  ``t`` is finite on the open
+    interval ``(smallest(), largest())``: ``x > 0`` (log), ``x > -offset`` (log_offset),
+    ``x < 0`` (log_neg), all reals (linear)."""
 
     kind: str = "linear"
     offset: float = 0.0
@@ -57,12 +63,19 @@ class InputScale:
     def is_log(self) -> bool:
         return self.kind != "linear"
 
+    @property
+    def increasing(self) -> bool:
+        """Whether ``t`` increases with ``x`` (all kinds but ``log_neg``)."""
+        return self.kind != "log_neg"
+
     def forward(self, x: Any, log10: Callable[[Any], Any] = np.log10) -> Any:
         """``t(x)``; ``log10`` is the caller's (``np.log10``, ``pyo.log10``, ``ca.log10``)."""
         if self.kind == "log":
             return log10(x)
         if self.kind == "log_offset":
             return log10(x + self.offset)
+        if self.kind == "log_neg":
+            return log10(-x)
         return x
 
     def inverse(self, t: Any) -> Any:
@@ -71,11 +84,32 @@ class InputScale:
             return 10.0 ** t
         if self.kind == "log_offset":
             return 10.0 ** t - self.offset
+        if self.kind == "log_neg":
+            return -(10.0 ** t)
         return t
 
     def smallest(self) -> float:
         """The infimum of the admissible ``x`` (``t`` finite above it)."""
-        return {"linear": -math.inf, "log": 0.0, "log_offset": -self.offset}[self.kind]
+        return {"linear": -math.inf, "log": 0.0, "log_offset": -self.offset, "log_neg": -math.inf}[self.kind]
+
+    def largest(self) -> float:
+        """The supremum of the admissible ``x`` (``t`` finite below it)."""
+        return 0.0 if self.kind == "log_neg" else math.inf
+
+    def admissible(self, x: Any) -> Any:
+        """Elementwise: ``x`` is not at or beyond a pole (``x <= smallest()`` or ``x >= largest()``);
+        NaN is not refused here (numpy bool array or bool)."""
+        x = np.asarray(x, dtype=np.float64)
+        return ~((x <= self.smallest()) | (x >= self.largest()))
+
+    def domain_error(self, low: float, high: float) -> str | None:
+        """Why ``[low, high]`` is not a domain of this scale (the message names the offending
+        bound and value), or ``None`` if it is one."""
+        if self.kind == "log_neg" and high >= 0:
+            return f"log_neg scale needs high < 0 (got high = {high:g})"
+        if self.is_log and low <= self.smallest():
+            return f"{self.kind} scale needs low > {self.smallest():g} (got low = {low:g})"
+        return None
 
 
 ScaleLike = str | InputScale | Any
@@ -118,17 +152,19 @@ class Affine(BaseModel):
 def transform_inputs(x: np.ndarray, scales: Sequence[ScaleLike]) -> np.ndarray:
     """``t(x)`` column by column (see :class:`InputScale`); ``scales`` items are scale names,
     :class:`InputScale` objects or inputs with ``scale``/``offset`` attributes.  A value at or
-    below the transform's pole (``x <= 0`` for log, ``x <= -offset`` for log_offset) raises."""
+    beyond the transform's pole (``x <= 0`` for log, ``x <= -offset`` for log_offset, ``x >= 0``
+    for log_neg) raises, naming the value."""
     x = np.asarray(x, dtype=np.float64)
     t = x.copy()
     for j, s in enumerate(scales):
         sc = as_scale(s)
         if sc.is_log:
             col = x[..., j]
-            bad = col <= sc.smallest()
+            bad = ~sc.admissible(col)
             if bad.any():
-                raise InvalidInputError(f"{sc.kind}-scale input column {j} has value {float(col[bad].flat[0])!r} "
-                                        f"<= {sc.smallest():g}")
+                v = float(col[bad].flat[0])
+                side = f">= {sc.largest():g}" if v >= sc.largest() else f"<= {sc.smallest():g}"
+                raise InvalidInputError(f"{sc.kind}-scale input column {j} has value {v!r} {side}")
             t[..., j] = sc.forward(col)
     return t
 
@@ -137,13 +173,16 @@ def fit_input_scaling(low: Sequence[float], high: Sequence[float], scales: Seque
     """Map the declared domain ``[low, high]`` (after ``t``) onto ``[-1, 1]``.
 
     Using the declared domain rather than data statistics makes the scaled
-    bounds known exactly, which is what OMLT's input bounds need.
+    bounds known exactly, which is what OMLT's input bounds need.  For a decreasing transform
+    (``log_neg``) the ends are swapped, so every factor is positive.
     """
     lo = transform_inputs(np.asarray(low, dtype=float)[None, :], scales)[0]
     hi = transform_inputs(np.asarray(high, dtype=float)[None, :], scales)[0]
-    if (hi <= lo).any():
-        j = int(np.argmax(hi <= lo))
+    if (np.asarray(high, dtype=float) <= np.asarray(low, dtype=float)).any() or (hi == lo).any():
+        j = int(np.argmax((np.asarray(high, dtype=float) <= np.asarray(low, dtype=float)) | (hi == lo)))
         raise InvalidInputError(f"input {j}: high {high[j]!r} must exceed low {low[j]!r}")
+    dec = np.array([not as_scale(s).increasing for s in scales], dtype=bool)
+    lo, hi = np.where(dec, hi, lo), np.where(dec, lo, hi)
     return Affine(offset=((lo + hi) / 2).tolist(), factor=((hi - lo) / 2).tolist())
 
 
