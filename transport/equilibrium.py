@@ -21,20 +21,26 @@ eps_p = 41 and 1-4 mol/m3 feeds), and starting values without it failed to conve
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .partitioning import donnan_potential
+
+if TYPE_CHECKING:  # system.py imports this module
+    from .system import BatchParameters
 
 LN_MU_RANGE = (np.log(1e-6), np.log(300.0))   #: bracket of ln mu (image_integral's accurate range)
 BISECTIONS = 48
 
 
-def interface_equilibrium(prm, c_bulk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def interface_equilibrium(prm: "BatchParameters",
+                          c_bulk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Equilibrium of pores facing the solution ``c_bulk`` (B, n) [mol/m3], ideal activities.
 
     Returns ``(phi, ln_phi, ln_mu)``: the dimensionless Donnan potential (B,), the ln partition
     coefficients without the Donnan factor (B, n) (steric + Born + image forces) and ``ln mu`` (B,)
-    (``None`` without image forces).  ``prm`` is a :class:`.system.BatchParameters`.
+    (``None`` without image forces).
     """
     z = prm.z
     if prm.image is None:
