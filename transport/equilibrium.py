@@ -21,6 +21,7 @@ eps_p = 41 and 1-4 mol/m3 feeds), and starting values without it failed to conve
 """
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +46,18 @@ def interface_equilibrium(prm: "BatchParameters",
     z = prm.z
     if prm.image is None:
         return donnan_potential(z, c_bulk, prm.ln_phi_fixed, prm.charge), prm.ln_phi_fixed, None
+    # the solver asks for the same equilibria on every grid of a chunk (same parameters, same walls):
+    # memoized on the parameter object, keyed by everything the result depends on
+    key = hashlib.sha1(b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes() for a in (
+        c_bulk, prm.ln_phi_fixed, prm.charge, prm.image_coef, prm.screening_coef))).hexdigest()
+    cache = prm.__dict__.setdefault("_equilibrium_cache", {})
+    if key not in cache:
+        cache[key] = _image_equilibrium(prm, c_bulk)
+    return cache[key]
+
+
+def _image_equilibrium(prm: "BatchParameters", c_bulk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    z = prm.z
 
     def at(ln_mu):
         G, _ = prm.image(np.exp(ln_mu))
