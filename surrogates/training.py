@@ -26,7 +26,15 @@ import numpy as np
 import pandas as pd
 import torch
 from nanosep.surrogates.mlp import DEEP_HIDDEN, OutputActivation, build_mlp
-from nanosep.surrogates.scaling import Affine
+from nanosep.surrogates.scaling import (
+    Affine,
+    fit_input_scaling,
+    fit_output_scaling,
+    output_forward,
+    scale_inputs,
+    scale_outputs,
+    unscale_outputs,
+)
 from torch import nn
 from torch.func import functional_call, jacfwd
 
@@ -345,15 +353,6 @@ def train_surrogate(X: np.ndarray, Y: np.ndarray, *, input_scales: Sequence, inp
     ``output_transforms`` (per output, default identity): ``log10_transmission`` fits
     ``log10(1 - R)`` (:mod:`nanosep.surrogates.scaling`); the physical caps are transformed too.
     """
-    from nanosep.surrogates.scaling import (
-        fit_input_scaling,
-        fit_output_scaling,
-        output_forward,
-        scale_inputs,
-        scale_outputs,
-        unscale_outputs,
-    )
-
     X = np.asarray(X, np.float64)
     Y = np.asarray(Y, np.float64)
     split = random_split(len(X), seed)
@@ -450,7 +449,6 @@ def save_model_dir(out: Path, case, result: TrainingResult, xy) -> Path:
         parity_figure,
         save_figure,
     )
-    from nanosep.surrogates.scaling import scale_inputs, unscale_outputs
 
     out.mkdir(parents=True, exist_ok=True)
     card = build_card(case, result, xy, f"{case.name}.onnx")
@@ -704,15 +702,6 @@ def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None =
     spec and data size loads it instead of training it again (Ctrl-C loses at most the net in progress).
     """
     from nanosep.surrogates.merge import merge_mlps, split_mlp, widen_mlp
-    from nanosep.surrogates.scaling import (
-        Affine,
-        fit_input_scaling,
-        fit_output_scaling,
-        output_forward,
-        scale_inputs,
-        scale_outputs,
-        unscale_outputs,
-    )
 
     recipe = recipe if recipe is not None else case.training
     if recipe is None:
