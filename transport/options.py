@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from nanosep.errors import InvalidInputError
 
@@ -68,6 +68,12 @@ class TransportOptions:
         (benchmarks/linear_solver.py): the bordered LU is 1.5-2.8x faster from ~380 unknowns
         (8 ions, or refined grids) and no faster at 258 (5 ions, film, 24 nodes), where the batched
         small LUs of LAPACK run far below its dense rate.  ``None``: always dense.
+    compiled: the compiled (numba) Newton kernel of :mod:`.compiled` for the cases it covers (ideal
+        activity, no polarization, no image forces, flux given, charged ions, plain grid): ``"auto"``
+        uses it when numba imports, ``True`` requires numba, ``False`` never uses it.  The first use on a
+        machine compiles it (~15-25 s, cached on disk by numba; later processes load it in ~0.5 s).  Same
+        equations, grids, tolerance and resolution check as the engine; cases it does not converge are
+        re-solved by the engine (``BatchResult.solver_path`` records the path of every case).
     """
 
     activity: Literal["ideal", "davies", "pitzer"] = "ideal"
@@ -90,6 +96,7 @@ class TransportOptions:
     resolution_tol: Optional[float] = 1e-9
     max_nodes: int = 48
     bordered_min_unknowns: Optional[int] = 300
+    compiled: Union[bool, Literal["auto"]] = "auto"
 
     def __post_init__(self) -> None:
         if self.activity not in ACTIVITY_MODELS:
@@ -123,6 +130,8 @@ class TransportOptions:
                                     f"or None")
         if not (isinstance(self.max_nodes, int) and 2 <= self.max_nodes <= 256):
             raise InvalidInputError(f"max_nodes={self.max_nodes!r}: must be an integer in [2, 256]")
+        if self.compiled not in (True, False, "auto"):
+            raise InvalidInputError(f"compiled={self.compiled!r}: choose True, False or 'auto'")
         if not self.matrix_dielectric > 0:
             raise InvalidInputError(f"matrix_dielectric={self.matrix_dielectric!r} must be > 0")
 

@@ -63,6 +63,9 @@ class BatchResult:
     #                                         (> len(x) - 1 where refined; profiles are sampled at ``x``)
     resolution_error: np.ndarray | None = None  # (B,) Chebyshev tail estimate of that grid (system.resolution)
     meta: dict = field(default_factory=dict)
+    solver_path: np.ndarray | None = None     # (B,) str: "engine", "compiled" (transport/compiled.py),
+    #                                         "compiled+refined" (refined by the engine), "compiled->engine"
+    #                                         (the kernel failed, the engine solved it), "closed form"
 
     def __len__(self) -> int:
         return self.flux_m_s.shape[0]
@@ -255,7 +258,8 @@ class CaseResult:
         return {"converged": bool(r.converged[b]), "iterations": int(r.iterations[b]),
                 "residual": float(r.residual[b]), "loose": bool(r.loose[b]), "unresolved": bool(r.unresolved[b]),
                 "flux_balance_gap": float(r.flux_balance_gap[b]), "reason": str(r.reason[b]),
-                "continuation_steps": int(r.continuation_steps[b]) if r.continuation_steps is not None else 0}
+                "continuation_steps": int(r.continuation_steps[b]) if r.continuation_steps is not None else 0,
+                "solver_path": str(r.solver_path[b]) if r.solver_path is not None else ""}
 
     def profiles(self) -> pd.DataFrame:
         """Concentration (mol/m3) and potential (dimensionless) across the active layer."""

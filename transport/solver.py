@@ -15,8 +15,10 @@ that fail without them.  After the solve, every converged case whose Chebyshev r
 (the last coefficients of its profiles, :meth:`DSPMDESystem.resolution`) exceeds
 ``options.resolution_tol`` is re-solved on grids with twice the intervals, up to ``options.max_nodes``
 (a posteriori p-refinement, :func:`_refine`); one that stays above 1e-6 is flagged
-(``BatchResult.unresolved``).  Nothing is silently dropped: a case that still
-fails is returned with ``converged = False`` and its reason, or raises
+(``BatchResult.unresolved``).  Cases of the simplest configuration (ideal, no polarization, no image
+forces, flux given) are solved by the compiled kernel of :mod:`.compiled` when ``options.compiled``
+allows (same equations, grids and checks; its failures go to the engine).  Nothing is silently
+dropped: a case that still fails is returned with ``converged = False`` and its reason, or raises
 :class:`~nanosep.errors.ConvergenceError` naming its inputs if ``strict``.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ from nanosep.constants import (
 from nanosep.errors import ConvergenceError, ElectroneutralityError, InvalidInputError
 from nanosep.ions import IonDatabase
 
-from . import chebyshev, grid_map, log_unknowns
+from . import chebyshev, compiled, grid_map, log_unknowns
 from .hindrance import hindrance
 from .newton import newton, single_thread_torch
 from .options import TransportOptions
@@ -435,10 +437,67 @@ def _attach_subsetting(system: DSPMDESystem) -> None:
     system._sub = _sub
 
 
-def _solve_and_collect(prm: BatchParameters, options: TransportOptions, names: Sequence[str]) -> BatchResult:
-    """Solve a chunk (:func:`_solve_chunk`), collect its results and refine the under-resolved cases."""
-    out = _solve_chunk(prm, options)
-    return _refine(_collect(*out, names, options), out[0], out[1], options, names)
+def _solve_and_collect(prm: BatchParameters, options: TransportOptions, names: Sequence[str],
+                       threads: int = 1) -> BatchResult:
+    """Solve a chunk (:func:`_solve_chunk`), collect its results and refine the under-resolved cases.
+
+    With ``options.compiled`` the cases the compiled kernel covers (:mod:`.compiled`) are solved by it
+    (on ``threads`` numba threads), the others and its failures by the engine; both answers go through
+    the same collection and resolution check/refinement (:func:`_refine`)."""
+    fast = compiled.kernel_cases(options, prm)
+    if not fast.any():
+        out = _solve_chunk(prm, options)
+        return _refine(_collect(*out, names, options), out[0], out[1], options, names)
+    return _solve_with_kernel(prm, fast, options, names, threads)
+
+
+def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: TransportOptions, names: Sequence[str],
+                       threads: int) -> BatchResult:
+    """The cases ``fast`` (B,) by the compiled kernel (:func:`.compiled.solve_cases`: the engine's starting
+    guess, coarse grids and flux continuation), its failures and the other cases by the engine; every answer
+    is collected and resolution-checked/refined as the engine's, and ``solver_path`` says who solved it."""
+    idx = np.flatnonzero(fast)
+    sub = prm.take(idx)
+    phi0, scale = feed_equilibrium(sub)
+    grids = [g for g, _ in coarse_grids(options)] + [options.nodes]
+    x0 = DSPMDESystem(sub, grids[0], options.film_nodes, scale).initial_guess(phi0, "shp")
+    budget = min(options.max_iter, compiled.KERNEL_MAX_ITER)
+    x, status, its, res, steps = compiled.solve_cases(sub, scale, phi0, x0, grids, options.tol, budget, threads)
+    retry = np.flatnonzero(status == compiled.FAILED_COARSE)
+    if retry.size:   # as the engine: a coarse failure starts the full grid from its closed-form guess
+        rs = sub.take(retry)
+        x0f = DSPMDESystem(rs, options.nodes, options.film_nodes, scale[retry]).initial_guess(phi0[retry], "shp")
+        x[retry], status[retry], its2, res[retry], st2 = compiled.solve_cases(
+            rs, scale[retry], phi0[retry], x0f, [options.nodes], options.tol, budget, threads)
+        its[retry] += its2
+        steps[retry] += st2
+    ok = status == compiled.OK
+    parts, order = [], []
+    if ok.any():
+        good = np.flatnonzero(ok)
+        ksys = DSPMDESystem(sub.take(good), options.nodes, options.film_nodes, scale[good])
+        k = good.size
+        part = _collect(ksys, x[good], np.ones(k, bool), its[good], res[good], np.full(k, "", dtype=object),
+                        steps[good], names, options)
+        part.solver_path[:] = "compiled"
+        part = _refine(part, ksys, x[good], options, names)
+        part.solver_path[part.nodes_used > options.nodes] = "compiled+refined"
+        parts.append(part)
+        order.append(idx[good])
+    rest = np.sort(np.concatenate([np.flatnonzero(~fast), idx[~ok]]))
+    if rest.size:
+        esub = prm.take(rest)
+        out = _solve_chunk(esub, options)
+        part = _refine(_collect(*out, names, options), out[0], out[1], options, names)
+        part.solver_path[np.isin(rest, idx)] = "compiled->engine"
+        parts.append(part)
+        order.append(rest)
+    log.debug("compiled kernel: %d of %d cases, %d re-solved by the engine", int(ok.sum()), prm.batch,
+              int((~ok).sum()))
+    if len(parts) == 1:   # one path solved the chunk: its cases are already in order
+        return parts[0]
+    merged = BatchResult.concat(parts)
+    return merged.take(np.argsort(np.concatenate(order)))
 
 
 def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: TransportOptions,
@@ -557,7 +616,7 @@ def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, optio
         partition_feed=part_f, partition_perm=part_p, donnan_feed_V=(s["p"][:, 0] - pw) * RT_F,
         donnan_perm_V=(s["p"][:, -1] - s["pp"]) * RT_F, flux_split=split, x=chebyshev.nodes(sys_.N),
         thickness_m=L, c_layer=c, phi_layer=s["p"], continuation_steps=steps, solution=x,
-        x_layer=sys_.x_nodes.copy(), meta={"options": options})
+        x_layer=sys_.x_nodes.copy(), meta={"options": options}, solver_path=np.full(B, "engine", dtype=object))
     if prm.polarization == "film":
         out.y_film = chebyshev.nodes(sys_.Nf)
         out.c_film = s["cf"]
@@ -662,9 +721,10 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     def run(idx):
         prm = build_parameters(names, z, radius, d25, c_eff[idx], flux0[idx], rp[idx], L[idx], eps[idx], X[idx],
                                T[idx], options, None if P is None else P[idx])
-        return _solve_and_collect(prm, options, names)
+        return _solve_and_collect(prm, options, names, threads)
 
     chunks = [solve_idx[i:i + chunk_size] for i in range(0, solve_idx.size, chunk_size)]
+    threads = workers if len(chunks) == 1 else 1   # the compiled kernel's numba threads per chunk
     with single_thread_torch():
         if workers > 1 and len(chunks) > 1:
             with ThreadPoolExecutor(workers) as ex:
@@ -780,7 +840,8 @@ def _pure_water_permeate(idx, names, z, radius, d25, c, flux, rp, L, T, P, optio
         phi_film=np.full((k, options.film_nodes + 1), np.nan) if options.polarization == "film" else None,
         continuation_steps=np.zeros(k, int), solution=None,
         x_layer=np.tile(chebyshev.nodes(options.nodes), (k, 1)), nodes_used=np.full(k, options.nodes),
-        resolution_error=np.zeros(k), meta={"options": options})
+        resolution_error=np.zeros(k), meta={"options": options},
+        solver_path=np.full(k, "closed form", dtype=object))
 
 
 def solve(membrane, feed_mol_m3: dict, *, flux_m_s=None, pressure_pa=None, temperature_K: float = 298.15,
