@@ -19,7 +19,8 @@ Residual weights (:func:`nanosep.surrogates.training.fit_lm`): a net fitting ``u
 weighs each residual by ``|dR/du| = ln10 (1 - R)`` (floored at ``weight_floor * ln10``), so the
 least-squares fit is in ``R``; then ``rounds`` error-weighted rounds multiply each point's weight
 by ``1 + |R error| / error_ref`` (capped at ``weight_cap`` times the base weight), a minimax-like
-push on the largest errors. ``extra_designs`` are Sobol/LHS designs of the case's domain with
+push on the largest errors. ``warm_output_scaling: refit`` lets a warm start change its output scaling (e.g. after a declared
+output cap is widened) by re-targeting the output layers first. ``extra_designs`` are Sobol/LHS designs of the case's domain with
 some input bounds narrowed (``nanosep sample CASE --extra NAME``); their data join the pool.
 """
 from __future__ import annotations
@@ -71,6 +72,10 @@ class TrainingRecipe(_Section):
 
     nets: Annotated[list[OutputNet], Field(min_length=1)]
     seed: int = 0
+    #: with a warm start: "keep" its output scalings (the nets continue as they are), or "refit" them from
+    #: the data and the declared output caps and re-target each net's output layer by weighted least
+    #: squares on its last hidden layer (:mod:`nanosep.surrogates.retarget`) before the fits
+    warm_output_scaling: Literal["keep", "refit"] = "keep"
     validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
     extra_designs: list[ExtraDesign] = Field(default_factory=list)
 

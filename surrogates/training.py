@@ -692,8 +692,9 @@ def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None =
 
     Split: ``validation_fraction`` for early stopping and the choice among rounds, 5 % test, the
     rest training. Input scaling from the declared domain; output scaling from the training rows
-    with the declared physical caps (as :func:`train_surrogate`), or the warm start's scalings
-    (a tanh output layer cannot absorb a new output scaling; the input scalings must agree).
+    with the declared physical caps (as :func:`train_surrogate`), or, with a warm start, its scalings
+    (``recipe.warm_output_scaling: keep``; the input scalings must agree) or new ones from the data
+    with every changed net's output layer re-targeted first (``refit``, :func:`_retarget_inits`).
     ``warm``: the per-output nets are cut out of the warm-start model
     (:func:`nanosep.surrogates.merge.split_mlp`, with the hidden sizes of its card's
     ``training.recipe``, else ``warm_hidden``, else the recipe's own) and widened to the recipe's
@@ -722,6 +723,7 @@ def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None =
                 and np.allclose(warm.card.input_scaling.factor, in_sc.factor, rtol=0, atol=1e-12)):
             raise InvalidInputError(f"warm start {warm.card.name}: its input scaling {warm.card.input_scaling} "
                                     f"differs from the case domain's {in_sc}")
+    if warm is not None and recipe.warm_output_scaling == "keep":
         out_sc = warm.card.output_scaling
     else:
         lo = np.array([o.low for o in case.outputs], float)
@@ -744,6 +746,9 @@ def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None =
         parts = split_mlp(warm.model, w_hidden, [len(n.outputs) for n in recipe.nets])
         inits = [p if list(n.hidden) == list(h) else widen_mlp(p, n.hidden, seed=recipe.seed)
                  for p, n, h in zip(parts, recipe.nets, w_hidden)]
+        if recipe.warm_output_scaling == "refit":
+            inits = _retarget_inits(inits, recipe, Z, T, sens_all, unit_all, split.train,
+                                    warm.card.output_scaling, out_sc)
     col = 0
     nets, hists = [], []
     for k, net in enumerate(recipe.nets):
@@ -791,6 +796,30 @@ def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None =
                   "warm_start": None if warm is None else {"name": warm.card.name,
                                                            "onnx_sha256": warm.card.onnx.sha256 if warm.card.onnx else ""}}
     return res
+
+
+def _retarget_inits(inits: list, recipe, Z: np.ndarray, T: np.ndarray, sens: np.ndarray, unit: np.ndarray,
+                    rows: np.ndarray, old: Affine, new: Affine) -> list:
+    """Warm-start nets whose outputs' scaling changed get their output layer re-targeted to ``T`` (new
+    scaling) on the training ``rows`` (:func:`nanosep.surrogates.retarget.retarget_output_layer`, weights
+    ``max(sens, weight_floor * unit)`` as in :func:`train_output_net`); the others are returned as they are."""
+    from nanosep.surrogates.retarget import retarget_output_layer
+
+    same = (np.isclose(old.offset_array, new.offset_array, rtol=0, atol=1e-12)
+            & np.isclose(old.factor_array, new.factor_array, rtol=0, atol=1e-12))
+    out, col = [], 0
+    for init, net in zip(inits, recipe.nets):
+        cols = list(range(col, col + len(net.outputs)))
+        col += len(net.outputs)
+        if all(same[cols]):
+            out.append(init)
+            continue
+        w = np.maximum(sens[np.ix_(rows, cols)], net.weight_floor * unit[cols].reshape(1, -1))
+        out.append(retarget_output_layer(init, Z[rows], T[np.ix_(rows, cols)], w))
+        log.info("net %s: output scaling changed (offset %s -> %s, factor %s -> %s), output layer re-targeted",
+                 net.outputs, [old.offset[c] for c in cols], [new.offset[c] for c in cols],
+                 [old.factor[c] for c in cols], [new.factor[c] for c in cols])
+    return out
 
 
 def recipe_data_dirs(case, data_dir: str | Path, extra_data: Sequence[str | Path] | None = None) -> list[Path]:

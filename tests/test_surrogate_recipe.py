@@ -134,7 +134,8 @@ def test_warm_start_without_epochs_reproduces_the_model(recipe_model, tmp_path):
     case, result, card_path = recipe_model
     shipped = export_model_dir(card_path.parent, tmp_path / "export")
     warm = warm_start_from_card(shipped)
-    frozen = case.training.model_copy(update={"nets": [n.model_copy(update={"epochs": 0, "rounds": 0})
+    frozen = case.training.model_copy(update={"warm_output_scaling": "keep",
+                                              "nets": [n.model_copy(update={"epochs": 0, "rounds": 0})
                                                        for n in case.training.nets]})
     X = np.random.default_rng(0).random((300, 5))
     X = np.column_stack([-1000 + 990 * X[:, 0], 75 + 75 * X[:, 1], 0.5 * 100 ** X[:, 2],
@@ -151,6 +152,20 @@ def test_warm_start_without_epochs_reproduces_the_model(recipe_model, tmp_path):
     with pytest.raises(InvalidInputError, match="input scaling"):
         train_recipe(X, Y, case, warm=type(warm)(warm.model, bad), recipe=frozen)
     assert math.isfinite(again.metrics_test["rejection_Cl-"]["mae"])
+    # "refit": the output scaling comes from these data (not the warm start's) and each net's output layer
+    # is re-targeted to it: closer to the data than the warm nets read through the new scaling
+    from nanosep.surrogates.scaling import scale_outputs, unscale_outputs
+
+    refit = train_recipe(X, Y, case, warm=warm, recipe=frozen.model_copy(update={"warm_output_scaling": "refit"}))
+    assert not np.allclose(refit.output_scaling.offset, warm.card.output_scaling.offset, rtol=0, atol=1e-9)
+    tf = [o.transform for o in case.outputs]
+    with torch.no_grad():
+        y_refit = unscale_outputs(refit.model(z).numpy(), refit.output_scaling, tf)
+        y_plain = unscale_outputs(result.model(z).numpy(), refit.output_scaling, tf)
+    T = scale_outputs(Y, refit.output_scaling, tf)
+    assert np.abs(T).max() < 1.0
+    for j in range(Y.shape[1]):
+        assert np.abs(y_refit[:, j] - Y[:, j]).mean() < 0.5 * np.abs(y_plain[:, j] - Y[:, j]).mean(), j
 
 
 def test_recipe_training_resumes_finished_nets(recipe_model, monkeypatch):
