@@ -70,11 +70,13 @@ def factorization_us(repeats: int = 300) -> tuple[float, float, int]:
     x = res.solution[0]
     J = sys_.evaluate(res.solution, True)[1][0]
     m, n, M = J.shape[0], len(IONS), 25
-    q = (prm.flux * prm.thickness)[:, None] / (prm.kd * prm.diff)
-    args = (x, np.ascontiguousarray(sys_.D), n, z, np.ascontiguousarray((prm.kc * q)[0]), np.ascontiguousarray(q[0]),
-            np.ascontiguousarray(scale[0]), float(sys_.cscale[0]), np.empty((n, M + 1, M + 1)),
-            np.empty((n, M + 1), np.int64), np.empty((n, M + 1, M + 1)), np.empty((M + 1, M + 1)),
-            np.empty(M + 1, np.int64))
+    phi0, _ = solver.feed_equilibrium(prm)
+    P = compiled.ion_parameters(prm, scale, phi0)[0]
+    ion, pot = compiled._index_maps(n, M, 0)
+    K = M + 1
+    args = (x, np.ascontiguousarray(sys_.D), np.ones(M), np.zeros((0, 0)), np.ones(0), z, P, float(sys_.cscale[0]),
+            ion, pot, compiled.IDEAL, np.zeros(1), np.empty((n, K, K)), np.empty((n, K), np.int64),
+            np.empty((n, K, K)), np.empty((K, K)), np.empty(K, np.int64), np.zeros((4, n, n)))
     piv = np.empty(m, np.int64)
     compiled._factor(*args)
     compiled._lu_factor(J.copy(), piv)

@@ -7,7 +7,12 @@ Newton iteration counts are representative.  ``workers=2`` splits the batch in t
 chunks (``chunk_size = ceil(B/2)``) because the engine only parallelizes across
 chunks.  Prints the figures; writes results/benchmarks/throughput.{csv,json}.
 
-    python benchmarks/throughput.py [--quick]
+    python benchmarks/throughput.py [--quick] [--no-compiled | --with-engine]
+
+``TransportOptions.compiled`` is "auto" (the compiled kernel where it covers the configuration);
+``--no-compiled`` measures the engine alone (compiled=False), ``--with-engine`` both in the same run
+(the engine's rows labelled ``<config>:engine``).  The ``compiled`` column is the share of cases the
+kernel solved (``BatchResult.solver_path``).
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ TARGET_CASES_PER_S = 10_000.0
 CONFIGS = {
     "pitzer_film": TransportOptions(activity="pitzer", polarization="film", mass_transfer_m_s=2e-5),
     "ideal_none": TransportOptions(activity="ideal", polarization="none"),
+    # the target's film with the Davies activity: the compiled kernel's closest configuration while Pitzer is not in it
+    "davies_film": TransportOptions(activity="davies", polarization="film", mass_transfer_m_s=2e-5),
 }
 
 
@@ -75,6 +82,10 @@ def main(argv=None) -> int:
     ap.add_argument("--coarse-grids", type=int, default=None,
                     help="TransportOptions.coarse_grids for every config (default: the engine's; 0 = no "
                          "coarse-grid start, for before/after ratios in one session)")
+    ap.add_argument("--no-compiled", action="store_true",
+                    help="TransportOptions(compiled=False) for every config: the engine without the compiled kernel")
+    ap.add_argument("--with-engine", action="store_true",
+                    help="also run every config with compiled=False in the same run (rows '<config>:engine')")
     a = ap.parse_args(argv)
 
     sizes = a.batch_sizes or ([1, 10, 100, 1000] if a.quick else [1, 10, 100, 1000, 4000])
@@ -87,15 +98,21 @@ def main(argv=None) -> int:
     batch = make_batch(max(sizes))
     rows, latency = [], {}
 
+    variants = []
     for cname in a.configs:
         opt = CONFIGS[cname] if a.coarse_grids is None else CONFIGS[cname].with_(coarse_grids=a.coarse_grids)
+        if not a.no_compiled:
+            variants.append((cname, opt))
+        if a.no_compiled or a.with_engine:
+            variants.append((cname if a.no_compiled else f"{cname}:engine", opt.with_(compiled=False)))
+    for cname, opt in variants:
         run(batch, 1, opt, 1)                      # warm-up (imports, torch init)
         times = [run(batch, 1, opt, 1)[0] for _ in range(nlat)]
         latency[cname] = 1e3 * statistics.median(times)
         print(f"\n[{cname}] single-case latency: median {latency[cname]:.1f} ms "
               f"(min {1e3 * min(times):.1f}, max {1e3 * max(times):.1f}; {nlat} solves)")
         print(f"{'B':>6} {'workers':>7} {'reps':>4} {'s/batch':>9} {'cases/s':>9} {'ratio':>7} "
-              f"{'conv':>6} {'mean it':>7} {'cont.frac':>9}")
+              f"{'conv':>6} {'mean it':>7} {'cont.frac':>9} {'compiled':>8}")
         rate = {}
         for B in sizes:
             for w in a.workers:
@@ -119,14 +136,15 @@ def main(argv=None) -> int:
                            target_ratio=cps / TARGET_CASES_PER_S, converged_frac=float(res.converged.mean()),
                            mean_newton_iterations=float(np.mean(res.iterations)),
                            continuation_frac=float(np.mean(cont > 0)), latency_ms=latency[cname],
+                           compiled_frac=float(np.mean(np.char.startswith(res.solver_path.astype(str), "compiled"))),
                            loadavg_1min=round(__import__("os").getloadavg()[0], 2))
                 rows.append(row)
                 print(f"{B:>6} {w:>7} {len(dts):>4} {dt:>9.3f} {cps:>9.1f} {cps / TARGET_CASES_PER_S:>7.4f} "
                       f"{row['converged_frac']:>6.3f} {row['mean_newton_iterations']:>7.2f} "
-                      f"{row['continuation_frac']:>9.3f}")
+                      f"{row['continuation_frac']:>9.3f} {row['compiled_frac']:>8.3f}")
 
     print(f"\nTarget: >= {TARGET_CASES_PER_S:,.0f} cases/s batched on 2 cores.")
-    for cname in a.configs:
+    for cname, _ in variants:
         best = max((r for r in rows if r["config"] == cname and not r.get("skipped")), key=lambda r: r["cases_per_s"])
         print(f"  {cname}: best {best['cases_per_s']:.1f} cases/s (B={best['batch']}, workers={best['workers']}) "
               f"= {best['target_ratio']:.4f} x target ({TARGET_CASES_PER_S / best['cases_per_s']:.0f}x short); "

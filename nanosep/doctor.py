@@ -343,6 +343,35 @@ def check_dask() -> CheckResult:
     return _run("dask.distributed", body, 'pip install "dask[distributed]>=2024.1"')
 
 
+def check_numba() -> CheckResult:
+    """numba and the compiled transport kernel (transport/compiled.py): compiles (or loads from numba's cache)
+    and solves one NaCl case to the engine's rejection (value: the largest rejection difference)."""
+
+    def body():
+        import numba
+        import numpy as np
+
+        from nanosep.transport import TransportOptions, compiled, solve_batch
+
+        if not compiled.HAVE_NUMBA:
+            raise SolverSetupError("numba does not import: the compiled transport kernel is off",
+                                   fix="pip install numba")
+        seconds = compiled.compile_kernels()
+        case = dict(c_feed=np.array([[10.0, 10.0]]), flux_m_s=np.array([5e-6]), pore_radius_m=np.array([0.6e-9]),
+                    thickness_m=np.array([1e-6]), pore_dielectric=np.array([50.0]),
+                    charge_density_mol_m3=np.array([-50.0]))
+        ions = ("Na+", "Cl-")
+        res = solve_batch(ions, options=TransportOptions(compiled=True), **case)
+        ref = solve_batch(ions, options=TransportOptions(compiled=False), **case)
+        if res.solver_path[0] != "compiled":
+            raise WrongAnswerError(f"solver_path {res.solver_path[0]!r}, expected 'compiled'")
+        diff = float(np.max(np.abs(res.rejection - ref.rejection)))
+        _expect("kernel - engine rejection", diff, 0.0, rel=1e-9)
+        return f"numba {numba.__version__}, kernel ready in {seconds:.1f} s, agrees with the engine ({diff:.0e})", diff
+
+    return _run("numba (compiled kernel)", body, "pip install numba", required=False)
+
+
 def check_watertap() -> CheckResult:
     """Optional peer: watertap and its NF DSPM-DE unit model import."""
 
@@ -366,6 +395,7 @@ CHECKS: tuple[Callable[[], CheckResult], ...] = (
     check_onnxruntime,
     check_torch,
     check_dask,
+    check_numba,
     check_watertap,
 )
 

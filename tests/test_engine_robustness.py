@@ -167,7 +167,7 @@ def test_absent_ion_fallback_solves_with_the_present_ions(monkeypatch):
     c = [[40.0, 0.0, 5.0, 4.0, 48.0, 5.0], [10.0, 2.0, 0.0, 1.0, 14.0, 0.0]]
     kw = dict(flux_m_s=[2e-6, 3e-5], pore_radius_m=[0.5e-9, 0.45e-9], thickness_m=[1.3e-6, 0.4e-6],
               pore_dielectric=[40.0, 30.0], charge_density_mol_m3=[-40.0, 60.0], temperature_K=[298.15, 283.15],
-              options=DAVIES_FILM)
+              options=DAVIES_FILM.with_(compiled=False))   # the engine's fallback (the kernel bypasses _solve_chunk)
     normal = solve_batch(ions, c, **kw)
     original = solver._solve_chunk
     calls = []

@@ -68,10 +68,11 @@ class TransportOptions:
         (benchmarks/linear_solver.py): the bordered LU is 1.5-2.8x faster from ~380 unknowns
         (8 ions, or refined grids) and no faster at 258 (5 ions, film, 24 nodes), where the batched
         small LUs of LAPACK run far below its dense rate.  ``None``: always dense.
-    compiled: the compiled (numba) Newton kernel of :mod:`.compiled` for the cases it covers (ideal
-        activity, no polarization, no image forces, flux given, charged ions, plain grid): ``"auto"``
+    compiled: the compiled (numba) Newton kernel of :mod:`.compiled` for the cases it covers (ideal,
+        Davies or Pitzer activity, no polarization or the film, no image forces, flux given, charged
+        ions; plain or mapped grids, sterically excluded ions): ``"auto"``
         uses it when numba imports, ``True`` requires numba, ``False`` never uses it.  The first use on a
-        machine compiles it (~15-25 s, cached on disk by numba; later processes load it in ~0.5 s).  Same
+        machine compiles it (~30-60 s, cached on disk by numba; later processes load it in ~0.7 s).  Same
         equations, grids, tolerance and resolution check as the engine; cases it does not converge are
         re-solved by the engine (``BatchResult.solver_path`` records the path of every case).
     """

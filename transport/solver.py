@@ -15,10 +15,10 @@ that fail without them.  After the solve, every converged case whose Chebyshev r
 (the last coefficients of its profiles, :meth:`DSPMDESystem.resolution`) exceeds
 ``options.resolution_tol`` is re-solved on grids with twice the intervals, up to ``options.max_nodes``
 (a posteriori p-refinement, :func:`_refine`); one that stays above 1e-6 is flagged
-(``BatchResult.unresolved``).  Cases of the simplest configuration (ideal, no polarization, no image
-forces, flux given) are solved by the compiled kernel of :mod:`.compiled` when ``options.compiled``
-allows (same equations, grids and checks; its failures go to the engine).  Nothing is silently
-dropped: a case that still fails is returned with ``converged = False`` and its reason, or raises
+(``BatchResult.unresolved``).  Cases the compiled kernel of :mod:`.compiled` covers (ideal, Davies or
+Pitzer activity, no polarization or the film, no image forces, flux given) are solved by it when
+``options.compiled`` allows (same equations, grids and checks; its failures go to the engine).  Nothing
+is silently dropped: a case that still fails is returned with ``converged = False`` and its reason, or raises
 :class:`~nanosep.errors.ConvergenceError` naming its inputs if ``strict``.
 """
 from __future__ import annotations
@@ -459,16 +459,21 @@ def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: Transpor
     idx = np.flatnonzero(fast)
     sub = prm.take(idx)
     phi0, scale = feed_equilibrium(sub)
-    grids = [g for g, _ in coarse_grids(options)] + [options.nodes]
-    x0 = DSPMDESystem(sub, grids[0], options.film_nodes, scale).initial_guess(phi0, "shp")
+    both = coarse_grids(options) + [(options.nodes, options.film_nodes)]
+    grids = [g for g, _ in both]
+    film = options.polarization == "film"
+    film_grids = [f for _, f in both] if film else None
+    x0 = DSPMDESystem(sub, grids[0], both[0][1], scale).initial_guess(phi0, "shp")
     budget = min(options.max_iter, compiled.KERNEL_MAX_ITER)
-    x, status, its, res, steps = compiled.solve_cases(sub, scale, phi0, x0, grids, options.tol, budget, threads)
+    x, status, its, res, steps = compiled.solve_cases(sub, scale, phi0, x0, grids, options.tol, budget, threads,
+                                                      film_grids)
     retry = np.flatnonzero(status == compiled.FAILED_COARSE)
     if retry.size:   # as the engine: a coarse failure starts the full grid from its closed-form guess
         rs = sub.take(retry)
         x0f = DSPMDESystem(rs, options.nodes, options.film_nodes, scale[retry]).initial_guess(phi0[retry], "shp")
         x[retry], status[retry], its2, res[retry], st2 = compiled.solve_cases(
-            rs, scale[retry], phi0[retry], x0f, [options.nodes], options.tol, budget, threads)
+            rs, scale[retry], phi0[retry], x0f, [options.nodes], options.tol, budget, threads,
+            [options.film_nodes] if film else None)
         its[retry] += its2
         steps[retry] += st2
     ok = status == compiled.OK
