@@ -60,7 +60,8 @@ _GP = np.array(_GP_SERIES)
 def pitzer_record(model: PitzerActivity) -> np.ndarray:
     """(B, NAP) flat per-case records of a :class:`.pitzer.PitzerActivity` (per-case T) or (1, NAP) (one T):
     its index tables and temperature-corrected parameter values, laid out as the module docstring says."""
-    t = model._tables
+    t = model.tables
+    b0, b1, b2, C, theta, psi = model.pair_parameters()
     Pc, Pl, Ps = len(t.ca), len(t.like), len(t.psi)
     per_case = np.ndim(model.T) > 0
     B = np.size(model.T) if per_case else 1
@@ -73,15 +74,15 @@ def pitzer_record(model: PitzerActivity) -> np.ndarray:
     parts = [head, np.broadcast_to(t.alphas, (B, len(t.alphas))), np.broadcast_to(t.ks, (B, len(t.ks)))]
     if Pc:
         idx = np.column_stack([t.ca, t.alpha_idx, np.array(t.beta2, float)]).astype(float)
-        vals = np.stack([col(model._b0), col(model._b1), col(model._b2), col(model._C)], axis=2)   # (B, Pc, 4)
+        vals = np.stack([col(b0), col(b1), col(b2), col(C)], axis=2)   # (B, Pc, 4)
         parts.append(np.concatenate([np.broadcast_to(idx, (B, Pc, 5)), vals], axis=2).reshape(B, -1))
     if Pl:
         idx = np.column_stack([t.like, t.k_idx]).astype(float)
-        parts.append(np.concatenate([np.broadcast_to(idx, (B, Pl, 5)), col(model._theta)[:, :, None]],
+        parts.append(np.concatenate([np.broadcast_to(idx, (B, Pl, 5)), col(theta)[:, :, None]],
                                     axis=2).reshape(B, -1))
     if Ps:
         parts.append(np.concatenate([np.broadcast_to(t.psi.astype(float), (B, Ps, 3)),
-                                     col(model._psi_values)[:, :, None]], axis=2).reshape(B, -1))
+                                     col(psi)[:, :, None]], axis=2).reshape(B, -1))
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 

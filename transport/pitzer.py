@@ -544,6 +544,18 @@ class PitzerActivity(ActivityModelBase):
     def _take_cases(self, idx: Any) -> None:
         self._set_parameter_values(self._values[idx])
 
+    @property
+    def tables(self) -> Any:
+        """The index tables of the mixture: cation-anion pairs (``ca``, ``alpha_idx``, ``beta2``, ``alphas``),
+        like pairs (``like``, ``k_idx``, ``ks``), triplets (``psi``), in the order of :meth:`pair_parameters`."""
+        return self._tables
+
+    def pair_parameters(self) -> tuple[np.ndarray, ...]:
+        """``(beta0, beta1, beta2, C, theta, psi)`` at the model's temperature(s) [kg mol-1 powers as in seed
+        003 App. A]: arrays ``(..., P)`` (leading axis: cases with a per-case temperature) per cation-anion pair
+        (``C = Cphi / (2 sqrt|z_c z_a|)``), like pair and triplet of :attr:`tables`."""
+        return self._b0, self._b1, self._b2, self._C, self._theta, self._psi_values
+
     # --- real-arithmetic numpy path with analytic Jacobian -------------------------
     def ln_gamma_molal(self, m: Any) -> np.ndarray:
         """ln gamma for molalities ``m`` [mol kg-1] of shape ``(..., n)`` (real path; complex input:
