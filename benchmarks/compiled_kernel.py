@@ -7,7 +7,9 @@ kernel, with the engine's fallback and refinement), at batch sizes 1, 100, 1000,
 workers (``chunk_size = ceil(B / workers)``).  Agreement batch: the wide random spread of
 tests/test_compiled_kernel.py (2-5 ions, feed 0.01-1000 mol/m3, pore radius 0.4-2 nm, X -1000..+500
 mol/m3, flux 0.1-200 L/m2/h).  The kernel's compile time is measured in a fresh process with an empty
-numba cache, and the time to load it from the cache in a second one.  Writes
+numba cache, and the time to load it from the cache in a second one.  Newton work per case (iterations and
+Jacobian factorizations per grid, kernel CPU time) on the Pitzer + film throughput batch, the kernel against its
+plain-Newton variant (a factorization every iteration, every grid to the final tolerance, the engine's start).  Writes
 results/benchmarks/compiled_kernel.{csv,json}.
 
     nice -n 10 python benchmarks/compiled_kernel.py [--quick]
@@ -29,7 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import metadata, print_metadata, results_dir, write_csv, write_json  # noqa: E402
-from throughput import IONS, make_batch  # noqa: E402
+from throughput import CONFIGS, IONS, make_batch  # noqa: E402
+from test_compiled_chord import kernel_inputs  # noqa: E402
 from test_compiled_kernel import ION_SETS, wide_batch  # noqa: E402
 
 from nanosep.ions import IonDatabase  # noqa: E402
@@ -76,7 +79,8 @@ def factorization_us(repeats: int = 300) -> tuple[float, float, int]:
     K = M + 1
     args = (x, np.ascontiguousarray(sys_.D), np.ones(M), np.zeros((0, 0)), np.ones(0), z, P, float(sys_.cscale[0]),
             ion, pot, compiled.IDEAL, np.zeros(1), np.empty((n, K, K)), np.empty((n, K), np.int64),
-            np.empty((n, K, K)), np.empty((K, K)), np.empty(K, np.int64), np.zeros((4, n, n)))
+            np.empty((n, K, K)), np.empty((K, K)), np.empty(K, np.int64), np.zeros((4, n, n)), np.empty(n),
+            np.zeros((4, n, n)), False)
     piv = np.empty(m, np.int64)
     compiled._factor(*args)
     compiled._lu_factor(J.copy(), piv)
@@ -88,6 +92,42 @@ def factorization_us(repeats: int = 300) -> tuple[float, float, int]:
         compiled._lu_factor(J.copy(), piv)
     t2 = time.perf_counter()
     return 1e6 * (t1 - t0) / repeats, 1e6 * (t2 - t1) / repeats, m
+
+
+def newton_counts(B: int, repeats: int = 3) -> list[dict]:
+    """Per grid Newton iterations and Jacobian factorizations per case, and kernel CPU microseconds per case (best
+    of ``repeats``, ``time.process_time``: robust to a loaded host), of the throughput benchmark's Pitzer + film
+    batch (``compiled.solve_cases`` directly, one thread): ``plain`` = a factorization every iteration, every grid
+    to the final tolerance, from the engine's ``initial_guess`` (the kernel before chord steps); ``kernel`` = the
+    defaults (chord steps, ``COARSE_TOL``, the kernel's own start with the film floor)."""
+    from nanosep.transport.system import DSPMDESystem
+
+    opt = CONFIGS["pitzer_film"]
+    prm, phi0, scale, grids, film = kernel_inputs(IONS, make_batch(B), opt)
+    t0 = time.process_time()
+    x0 = DSPMDESystem(prm, grids[0], film[0], scale).initial_guess(phi0, "shp")
+    t_guess = time.process_time() - t0
+    variants = {"plain": {"x0": x0, "chord": 0.0, "coarse_tol": opt.tol}, "kernel": {"x0": None}}
+    out = []
+    for name, kw in variants.items():
+        best = np.inf
+        for _ in range(repeats):
+            cnt = np.zeros((B, len(grids), 2), np.int64)
+            t0 = time.process_time()
+            x, status, _, _, steps = compiled.solve_cases(prm, scale, phi0, kw["x0"], grids, opt.tol, None, 1, film,
+                                                          counts=cnt, **{k: v for k, v in kw.items() if k != "x0"})
+            best = min(best, time.process_time() - t0 + (t_guess if name == "plain" else 0.0))
+        out.append({"variant": name, "grids": grids, "iterations": cnt[..., 0].mean(axis=0).round(2).tolist(),
+                    "factorizations": cnt[..., 1].mean(axis=0).round(2).tolist(), "us_per_case": 1e6 * best / B,
+                    "continuation_frac": float(np.mean(steps > 0)), "converged": float(np.mean(status == 0)), "x": x})
+    ok = np.isfinite(out[0]["x"]).all(axis=1) & np.isfinite(out[1]["x"]).all(axis=1)
+    n = len(IONS)
+    d = float(np.max(np.abs(np.exp(out[1]["x"][ok, -(n + 1):-1]) - np.exp(out[0]["x"][ok, -(n + 1):-1]))
+                     / prm.c_feed[ok]))
+    for r in out:
+        r.pop("x")
+        r["max_abs_dR_vs_plain"] = d
+    return out
 
 
 def timed(ions, batch: dict, B: int, options, workers: int, min_time: float, one_chunk: bool = False):
@@ -127,6 +167,15 @@ def main(argv=None) -> int:
     f_block, f_dense, m = factorization_us()
     print(f"one Newton matrix ({m} unknowns, 5 ions, 24 intervals): block elimination {f_block:.0f} us, "
           f"dense LU {f_dense:.0f} us (same numba LU routine) -> {f_dense / f_block:.1f}x")
+
+    compiled.compile_kernels()
+    counts = newton_counts(300 if a.quick else 1000)
+    print(f"\nNewton work per case, Pitzer + film throughput batch ({1000 if not a.quick else 300} cases, grids "
+          f"{counts[0]['grids']}, one thread, kernel CPU time):")
+    for r in counts:
+        print(f"  {r['variant']:<7} iterations {r['iterations']}  factorizations {r['factorizations']}  "
+              f"continuation {r['continuation_frac']:.3f}  {r['us_per_case']:.0f} us/case")
+    print(f"  max |dR| kernel vs plain {counts[0]['max_abs_dR_vs_plain']:.1e}")
 
     batch = make_batch(max(sizes))
     compiled.compile_kernels()                       # warm-up: both kernel entry points from the cache
@@ -187,7 +236,8 @@ def main(argv=None) -> int:
     write_csv(out / f"{a.out}.csv", rows)
     write_json(out / f"{a.out}.json", dict(meta=meta, ions=IONS, compile_seconds=t_compile,
                                            cache_load_seconds=t_load, factorization_us_block=f_block,
-                                           factorization_us_dense=f_dense, unknowns=m, rows=rows, agreement=wide))
+                                           factorization_us_dense=f_dense, unknowns=m, newton_counts=counts,
+                                           rows=rows, agreement=wide))
     print(f"wrote {out / (a.out + '.csv')} and .json")
     return 0
 

@@ -213,10 +213,13 @@ def test_ordinary_cases_are_unchanged_by_the_fallbacks():
     values from the engine before the fallbacks existed; the third case needs the flux continuation)."""
     ions = ["Na+", "K+", "Ca+2", "Mg+2", "Cl-", "SO4-2"]
     c = [[40.0, 0.0, 5.0, 4.0, 48.0, 5.0], [10.0, 2.0, 0.0, 1.0, 14.0, 0.0], [100.0, 0.0, 0.0, 0.0, 100.0, 0.0]]
-    r = solve_batch(ions, c, flux_m_s=[2e-6, 3e-5, 6e-5], pore_radius_m=[0.5e-9, 0.45e-9, 0.6e-9],
-                    thickness_m=[1.3e-6, 0.4e-6, 3e-6], pore_dielectric=[40.0, 30.0, 50.0],
-                    charge_density_mol_m3=[-40.0, 60.0, -200.0], temperature_K=[298.15, 283.15, 318.15],
-                    options=DAVIES_FILM)
+    kw = {"flux_m_s": [2e-6, 3e-5, 6e-5], "pore_radius_m": [0.5e-9, 0.45e-9, 0.6e-9],
+          "thickness_m": [1.3e-6, 0.4e-6, 3e-6], "pore_dielectric": [40.0, 30.0, 50.0],
+          "charge_density_mol_m3": [-40.0, 60.0, -200.0], "temperature_K": [298.15, 283.15, 318.15]}
+    # the engine's path (its iteration counts are pinned); the compiled kernel (chord Newton, its own start:
+    # other counts) must give the same answers
+    r = solve_batch(ions, c, options=DAVIES_FILM.with_(compiled=False), **kw)
+    rk = solve_batch(ions, c, options=DAVIES_FILM, **kw)
     nan = np.nan
     before = [[22.47596602750111, nan, 1.4449447260207202, 1.1880335982648944, 27.739037344621252,
                0.0014426657536261123],
@@ -224,6 +227,8 @@ def test_ordinary_cases_are_unchanged_by_the_fallbacks():
               [78.58932203380365, nan, nan, nan, 78.58932203459011, nan]]
     assert r.converged.all() and list(r.iterations) == [7, 20, 29] and list(r.continuation_steps) == [0, 0, 4]
     np.testing.assert_allclose(r.c_perm, before, rtol=1e-12, equal_nan=True)
+    assert rk.converged.all() and (rk.solver_path == "compiled").all()
+    np.testing.assert_allclose(rk.c_perm, before, rtol=1e-12, equal_nan=True)
 
 
 # ---------------------------------------------------------------------- precision-limit acceptance (loose cases)

@@ -165,7 +165,23 @@ if HAVE_NUMBA:
         o_ca = PZ_HEAD + NA + NK
         o_like = o_ca + PZ_CA * Pc
         o_psi = o_like + PZ_LIKE * Pl
-        m = np.empty(n)
+        # one work buffer (numba allocates each array on the heap): m, L, vY, vC (n each), off (n, n), g, gp, h (NA
+        # each), EJ, EK, ED (NK each)
+        ws = np.empty(4 * n + n * n + 3 * NA + 3 * NK)
+        m = ws[:n]
+        L = ws[n:2 * n]
+        vY = ws[2 * n:3 * n]
+        vC = ws[3 * n:4 * n]
+        off = ws[4 * n:4 * n + n * n].reshape((n, n))
+        o = 4 * n + n * n
+        g = ws[o:o + NA]
+        gp = ws[o + NA:o + 2 * NA]
+        h = ws[o + 2 * NA:o + 3 * NA]
+        o += 3 * NA
+        EJ = ws[o:o + NK]                 # E-theta's J, x J', x d(x J')/dx per distinct charge product
+        EK = ws[o + NK:o + 2 * NK]
+        ED = ws[o + 2 * NK:o + 3 * NK]
+        ws[n:4 * n + n * n] = 0.0         # L, vY, vC, off accumulate
         Iraw = 0.0
         Z = 0.0
         for j in range(n):
@@ -177,21 +193,11 @@ if HAVE_NUMBA:
         bs = 1.0 + B_PITZER * sI
         F = -A * (sI / bs + (2.0 / B_PITZER) * np.log(bs))
         FI = -A * (1.0 / (bs * bs) + 2.0 / bs) / (2.0 * sI)
-        L = np.zeros(n)
-        vY = np.zeros(n)
-        vC = np.zeros(n)
-        off = np.zeros((n, n))
         csum = 0.0
-        g = np.empty(NA)
-        gp = np.empty(NA)
-        h = np.empty(NA)
         for k in range(NA):
             x = alphas[k] * sI
             g[k], gp[k] = _g_gprime(x)
             h[k] = -2.0 * gp[k] - 0.5 * x * np.exp(-x)
-        EJ = np.empty(NK)                 # E-theta's J, x J', x d(x J')/dx per distinct charge product
-        EK = np.empty(NK)
-        ED = np.empty(NK)
         if Pl:
             for k in range(NK):
                 EJ[k], EK[k], ED[k] = _etheta_d2(6.0 * ks[k] * A * sI)

@@ -463,16 +463,14 @@ def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: Transpor
     grids = [g for g, _ in both]
     film = options.polarization == "film"
     film_grids = [f for _, f in both] if film else None
-    x0 = DSPMDESystem(sub, grids[0], both[0][1], scale).initial_guess(phi0, "shp")
-    budget = min(options.max_iter, compiled.KERNEL_MAX_ITER)
-    x, status, its, res, steps = compiled.solve_cases(sub, scale, phi0, x0, grids, options.tol, budget, threads,
+    budget = min(options.max_iter, compiled.KERNEL_MAX_ITER)   # x0=None: the kernel builds the "shp" start
+    x, status, its, res, steps = compiled.solve_cases(sub, scale, phi0, None, grids, options.tol, budget, threads,
                                                       film_grids)
     retry = np.flatnonzero(status == compiled.FAILED_COARSE)
     if retry.size:   # as the engine: a coarse failure starts the full grid from its closed-form guess
         rs = sub.take(retry)
-        x0f = DSPMDESystem(rs, options.nodes, options.film_nodes, scale[retry]).initial_guess(phi0[retry], "shp")
         x[retry], status[retry], its2, res[retry], st2 = compiled.solve_cases(
-            rs, scale[retry], phi0[retry], x0f, [options.nodes], options.tol, budget, threads,
+            rs, scale[retry], phi0[retry], None, [options.nodes], options.tol, budget, threads,
             [options.film_nodes] if film else None)
         its[retry] += its2
         steps[retry] += st2
@@ -485,7 +483,7 @@ def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: Transpor
         part = _collect(ksys, x[good], np.ones(k, bool), its[good], res[good], np.full(k, "", dtype=object),
                         steps[good], names, options)
         part.solver_path[:] = "compiled"
-        part = _refine(part, ksys, x[good], options, names)
+        part = _refine(part, ksys, x[good], options, names, grid_solver=_solve_grid_kernel)
         part.solver_path[part.nodes_used > options.nodes] = "compiled+refined"
         parts.append(part)
         order.append(idx[good])
@@ -505,8 +503,29 @@ def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: Transpor
     return merged.take(np.argsort(np.concatenate(order)))
 
 
+def _solve_grid_kernel(prm: BatchParameters, options: TransportOptions, phi0, scale, nodes: int, film_nodes: int,
+                       start):
+    """:func:`_solve_grid` from a coarser solution (``start``) for cases the compiled kernel covers: the kernel
+    from the interpolant of the coarser grid's solution (its Newton, then its flux continuation), the engine's
+    ``_solve_grid`` for the cases it does not converge.  Same returns as ``_solve_grid``."""
+    csys, xc, cconv = start
+    film = options.polarization == "film"
+    budget = min(options.max_iter, compiled.KERNEL_MAX_ITER)
+    x, status, iters, res, steps = compiled.solve_cases(prm, scale, phi0, xc, [csys.N, nodes], options.tol, budget,
+                                                        1, [csys.Nf, film_nodes] if film else None)
+    conv = (status == compiled.OK) & cconv
+    reason = np.full(prm.batch, "", dtype=object)
+    bad = np.flatnonzero(~conv)
+    if bad.size:
+        sub = prm.take(bad)
+        _, xb, conv[bad], iters[bad], res[bad], reason[bad], steps[bad] = _solve_grid(
+            sub, options, phi0[bad], scale[bad], nodes, film_nodes, start=(csys, xc[bad], cconv[bad]))
+        x[bad] = xb
+    return DSPMDESystem(prm, nodes, film_nodes, scale), x, conv, iters, res, reason, steps
+
+
 def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: TransportOptions,
-            names: Sequence[str]) -> BatchResult:
+            names: Sequence[str], grid_solver=None) -> BatchResult:
     """Re-solve converged cases whose resolution estimate exceeds ``options.resolution_tol`` on grids
     with twice the intervals (layer and film), each started from the interpolant of the last one,
     until the estimate holds or ``options.max_nodes`` is reached.
@@ -517,7 +536,10 @@ def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: Tra
     ``solution`` are sampled at the base grid's nodes, which are every 2^k-th node of the fine grid.
     A refinement that fails to converge keeps the coarser answer, flagged by ``resolution_error``
     (:attr:`BatchResult.unresolved`).  Cases that are resolved never reach this code path's solves.
+    ``grid_solver``: the solve on each refined grid, :func:`_solve_grid` (default) or, for cases the compiled
+    kernel solved, :func:`_solve_grid_kernel`.
     """
+    grid_solver = _solve_grid if grid_solver is None else grid_solver
     est = np.where(result.converged, sys_.resolution(x), np.nan)
     result.resolution_error = est
     result.nodes_used = np.full(len(result), sys_.N)
@@ -533,7 +555,7 @@ def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: Tra
         sub = sys_.prm.take(todo)
         coarse = DSPMDESystem(sub, N, Nf)  # only its layout is used (prolongation)
         phi0, sub_scale = feed_equilibrium(sub)
-        fsys, xf, conv, its, res, reason, steps = _solve_grid(sub, options, phi0, sub_scale, N2, Nf2,
+        fsys, xf, conv, its, res, reason, steps = grid_solver(sub, options, phi0, sub_scale, N2, Nf2,
                                                               start=(coarse, cur_x, np.ones(todo.size, bool)))
         log.debug("refined %d cases to %d layer intervals: %d converged", todo.size, N2, int(conv.sum()))
         ok = np.flatnonzero(conv)

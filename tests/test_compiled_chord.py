@@ -1,0 +1,173 @@
+"""The compiled kernel's chord Newton and nopython starting guess (transport/compiled*.py).
+
+The kernel keeps the Jacobian's factors across Newton iterations while the steps contract (chord steps) and builds
+the engine's closed-form start itself (film profile floored).  Neither may change an answer: each is checked
+against an independent solve -- the engine (compiled=False), the same kernel with plain Newton (a factorization
+every iteration, from the engine's own start) -- across ideal / Davies / Pitzer activity without and with the
+film, including cases that need the flux continuation, and on the wide random spread of test_compiled_kernel.py
+(rejections to 1e-12 of the plain kernel); and the iteration and factorization counts the kernel reports must be
+consistent with the algorithm (plain Newton: one factorization per iteration; chord: fewer).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from nanosep.transport import TransportOptions, chebyshev, compiled, solve_batch, solver
+from nanosep.transport.compiled_guess import guess_parameters, shp_guess
+from nanosep.transport.newton import STRICT_RESIDUAL
+from nanosep.transport.system import DSPMDESystem
+from test_compiled_kernel import ION_SETS, wide_batch
+
+from nanosep.ions import IonDatabase
+
+FILM = {"polarization": "film", "mass_transfer_m_s": 2e-5}
+CONFIGS = {f"{act}_{pol}": dict(activity=act, **(FILM if pol == "film" else {}))
+           for act in ("ideal", "davies", "pitzer") for pol in ("none", "film")}
+#: the 3-ion and 5-ion sets (a 2:1 electrolyte mixture; the issue-2 throughput ions)
+SETS = (ION_SETS[1], ION_SETS[4])
+
+
+def high_flux(ions, B: int, seed: int) -> dict:
+    """A wide batch (tests/test_compiled_kernel.py) pushed to 50-400 L/m2/h: many cases need the continuation."""
+    b = wide_batch(ions, B, seed)
+    b["flux_m_s"] = np.exp(np.random.default_rng(seed).uniform(np.log(50), np.log(400), B)) / 3.6e6
+    return b
+
+
+def kernel_inputs(ions, b: dict, options: TransportOptions):
+    """(prm, phi0, scale, grids, film grids) of a batch, as the engine's kernel path prepares them."""
+    db = IonDatabase.default()
+    z = np.array([db.get(i).charge for i in ions], float)
+    prm = solver.build_parameters(ions, z, np.array([db.get(i).stokes_radius_m for i in ions]),
+                                  np.array([db.get(i).diffusivity_m2_s for i in ions]), b["c_feed"], b["flux_m_s"],
+                                  b["pore_radius_m"], b["thickness_m"], b["pore_dielectric"],
+                                  b["charge_density_mol_m3"], b["temperature_K"], options)
+    phi0, scale = solver.feed_equilibrium(prm)
+    both = solver.coarse_grids(options) + [(options.nodes, options.film_nodes)]
+    film = [f for _, f in both] if options.polarization == "film" else None
+    return prm, phi0, scale, [g for g, _ in both], film
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def agreement(request):
+    """Engine and kernel results (solve_batch) of 2 ion sets x (20 wide + 20 high-flux cases) of one config."""
+    opt = TransportOptions(**CONFIGS[request.param])
+    out = []
+    for k, ions in enumerate(SETS):
+        b = {key: np.concatenate([wide_batch(ions, 20, seed=40 + k)[key], high_flux(ions, 20, seed=50 + k)[key]])
+             for key in wide_batch(ions, 1, 0)}
+        out.append((ions, solve_batch(ions, options=opt.with_(compiled=False), **b),
+                    solve_batch(ions, options=opt.with_(compiled=True), **b)))
+    return request.param, out
+
+
+def test_kernel_rejections_equal_engine(agreement):
+    name, out = agreement
+    n_cont = 0
+    for ions, re, rk in out:
+        both = re.converged & rk.converged
+        assert both.mean() >= 0.95, (name, ions)
+        assert np.max(np.abs(rk.rejection - re.rejection)[both]) <= 1e-10, (name, ions)
+        kern = both & np.char.startswith(rk.solver_path.astype(str), "compiled") & (rk.solver_path != "compiled->engine")
+        assert kern.mean() >= 0.9, (name, ions)
+        n_cont += int(np.sum(kern & (rk.continuation_steps > 0)))
+    assert n_cont >= 1, name          # the continuation path of the kernel is exercised in every configuration
+
+
+@pytest.mark.parametrize("name", ["ideal_none", "davies_film", "pitzer_film"])
+def test_chord_equals_plain_newton_and_factors_less(name):
+    """Chord Newton + loose coarse grids + the kernel's start against plain Newton on every grid to the final
+    tolerance from the engine's start: the same answers (<= 1e-12), and the reported counts consistent."""
+    opt = TransportOptions(**CONFIGS[name])
+    ions = SETS[1]
+    b = {key: np.concatenate([wide_batch(ions, 30, seed=60)[key], high_flux(ions, 10, seed=61)[key]])
+         for key in wide_batch(ions, 1, 0)}
+    prm, phi0, scale, grids, film = kernel_inputs(ions, b, opt)
+    x0 = DSPMDESystem(prm, grids[0], film[0] if film else opt.film_nodes, scale).initial_guess(phi0, "shp")
+    B, G = prm.batch, len(grids)
+    c_plain, c_chord = np.zeros((B, G, 2), np.int64), np.zeros((B, G, 2), np.int64)
+    xp, sp, ip, rp, steps_p = compiled.solve_cases(prm, scale, phi0, x0, grids, opt.tol, None, 1, film, chord=0.0,
+                                            coarse_tol=opt.tol, film_floor=0.0, counts=c_plain)
+    xc, sc, ic, rc, steps_c = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, counts=c_chord)
+    ok = (sp == compiled.OK) & (sc == compiled.OK)
+    assert ok.mean() >= 0.9
+    n = len(ions)
+    # cases converged strictly in both solves (final residual <= STRICT_RESIDUAL; the others stop on the engine's
+    # precision-limit rule, whose answers are as good as its error estimate, 1e-6 of each unknown):
+    # ln c_p and phi_p (the engine layout's last n + 1 unknowns) absolute, concentrations relative to each profile
+    strict = ok & (rp <= STRICT_RESIDUAL) & (rc <= STRICT_RESIDUAL)
+    assert strict.mean() >= 0.8
+    assert np.max(np.abs(xc[strict, -(n + 1):] - xp[strict, -(n + 1):])) <= 1e-12
+    c = slice(0, -(n + 1))
+    scale_x = np.maximum(np.abs(xp[strict, c]).max(axis=1, keepdims=True), 1e-300)
+    assert np.max(np.abs(xc[strict, c] - xp[strict, c]) / scale_x) <= 1e-10
+    loose = ok & ~strict
+    cp = lambda x: np.exp(x[loose, -(n + 1):-1]) / prm.c_feed[loose]
+    assert np.max(np.abs(cp(xc) - cp(xp)), initial=0.0) <= 1e-8       # rejections of the loose ones
+    # the counts: plain Newton factors once per iteration (and once more where a Newton solve -- the first attempt
+    # or a continuation step -- stops at a fresh factorization); chord at most that, and in total fewer
+    solves = G + steps_p
+    fp, fc = c_plain[..., 1].sum(axis=1), c_chord[..., 1].sum(axis=1)
+    assert np.all(c_plain[..., 1] >= c_plain[..., 0]) and np.all(fp <= ip + solves)
+    assert np.all(ip == c_plain[..., 0].sum(axis=1)) and np.all(ic == c_chord[..., 0].sum(axis=1))
+    assert np.all(fc <= ic + G + steps_c)
+    assert np.all(c_chord[ok, -1, 1] >= 1 * (c_chord[ok, -1, 0] > 0))      # a Newton step needs one factorization
+    assert fc[ok].sum() < fp[ok].sum()
+    # the coarsest grid, where most iterations are (median: a rare hard case may take another path)
+    assert np.median(c_chord[ok, 0, 1]) <= 0.85 * np.median(c_plain[ok, 0, 1])
+    assert c_chord[ok, -1, 1].mean() <= 1.5                                 # the 24-interval grid: ~1 per case
+
+
+@pytest.mark.parametrize("name", ["ideal_none", "pitzer_film"])
+def test_kernel_start_equals_engine_initial_guess(name):
+    """shp_guess (nopython, per case) against DSPMDESystem.initial_guess(phi0, "shp"), mapped grids and excluded
+    ions included; with the film floor the film profile stays above it and the rest is unchanged."""
+    opt = TransportOptions(**CONFIGS[name], grid_map_peclet=1e-3)
+    for k, ions in enumerate(ION_SETS):
+        b = wide_batch(ions, 40, seed=70 + k)
+        b["pore_radius_m"][:10] = 0.3e-9                    # excluded ions (Mg+2, SO4-2, Ca+2, glucose)
+        prm, phi0, scale, grids, film = kernel_inputs(ions, b, opt)
+        Nf = film[0] if film else opt.film_nodes
+        sys_ = DSPMDESystem(prm, grids[0], Nf, scale)
+        ref = sys_.initial_guess(phi0, "shp")
+        n, M, Mf = len(ions), grids[0] + 1, (Nf + 1) if film else 0
+        ion, pot = compiled._index_maps(n, M, Mf)
+        y = chebyshev.nodes(Nf) if film else np.zeros(0)
+        gp = guess_parameters(prm)
+        exc = prm.excluded if prm.excluded is not None else np.zeros(prm.c_feed.shape, bool)
+        for floor in (0.0, 0.1):
+            x = np.zeros_like(ref)
+            for i in range(prm.batch):
+                shp_guess(x[i], prm.z, prm.c_feed[i], prm.ln_phi_fixed[i], float(prm.charge[i]), exc[i], gp[i],
+                          float(phi0[i]), sys_.x_nodes[i], y, ion, pot, floor)
+            uf = np.zeros(x.shape[1], bool)
+            uf[ion[:, :Mf].ravel()] = True
+            rest = ~uf if floor else np.ones(x.shape[1], bool)
+            rel = np.abs(x[:, rest] - ref[:, rest]) / np.maximum(np.abs(ref[:, rest]), 1e-300)
+            assert np.max(rel) <= 1e-8, (name, ions, floor)
+            if film and floor:
+                cf = x[:, ion[:, :Mf]]                       # (B, n, Mf)
+                assert np.all(cf >= floor * prm.c_feed[:, :, None] * (1 - 1e-15))
+                assert np.allclose(cf, np.maximum(ref[:, ion[:, :Mf]], floor * prm.c_feed[:, :, None]),
+                                   rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("name, k", [("ideal_none", 3), ("ideal_none", 1), ("pitzer_film", 3)])
+def test_kernel_defaults_equal_plain_newton_on_the_wide_spread(name, k):
+    """The kernel's defaults against plain Newton from the engine's start on 150 cases of the wide random spread,
+    where a looser coarse-grid tolerance (compiled.COARSE_TOL) moves rejections by up to 2e-12: <= 1e-12."""
+    opt = TransportOptions(**CONFIGS[name])
+    ions = ION_SETS[k]
+    prm, phi0, scale, grids, film = kernel_inputs(ions, wide_batch(ions, 150, seed=100 + k), opt)
+    x0 = DSPMDESystem(prm, grids[0], film[0] if film else opt.film_nodes, scale).initial_guess(phi0, "shp")
+    xp, sp, *_ = compiled.solve_cases(prm, scale, phi0, x0, grids, opt.tol, None, 1, film, chord=0.0,
+                                      film_floor=0.0)
+    xk, sk, *_ = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film)
+    ok = (sp == compiled.OK) & (sk == compiled.OK)
+    assert ok.mean() >= 0.95
+    n = len(ions)
+    dR = np.abs(np.exp(xk[ok, -(n + 1):-1]) - np.exp(xp[ok, -(n + 1):-1])) / prm.c_feed[ok]
+    assert np.max(dR) <= 1e-12
