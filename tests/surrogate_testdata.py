@@ -67,8 +67,8 @@ def write_analytic_dataset(directory: Path, case, n: int = 600, seed: int = 3, n
 
 def log_offset_mixture_case(directory: Path) -> Path:
     """The mixture case file with seed 002's full flux range, 0-50 um/s on a ``log_offset`` scale (offset
-    0.01 um/s), written into ``directory``: the shipped case starts at 0.5 um/s on a ``log`` scale, and the
-    embedding parity tests need a ``log_offset`` input whose lower bound is 0."""
+    0.01 um/s; the shipped case uses 1e-6 um/s), written into ``directory``: the embedding parity tests train a
+    small synthetic net on it, with a ``log_offset`` input whose lower bound is 0."""
     import yaml
 
     d = yaml.safe_load(MIXTURE_CASE.read_text())

@@ -1,7 +1,7 @@
-"""Flux domains of the shipped seed 002 element surrogates: card and case file agree; every shipped design case
-that uses them runs above 0.5 um/s (the mixture model's lower bound), and the Na2SO4 model meets the issue-3
-target on fresh designs of its whole domain, J = 0-50 um/s (its card), including the steep low-feed rise of the
-rejection from 0 at J = 0 (against the engine)."""
+"""Flux domains of the shipped seed 002 element surrogates: card and case file agree and both cover seed 002's
+whole transmembrane velocity range, J = 0-50 um/s; every shipped design case that uses them runs inside it; both
+models meet the issue-3 target on fresh designs of that whole domain (their cards), and follow the engine through
+the steep low-flux change of the rejections near J = 0 (against the engine)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +25,7 @@ def test_card_domain_equals_the_case_file_domain(name):
     assert [(v.name, v.low, v.high, v.scale, v.offset) for v in card.inputs] == \
         [(v.name, v.low, v.high, v.scale, v.offset) for v in case.inputs]
     flux = card.inputs[card.input_names.index("flux_um_s")]
-    assert flux.high == 50.0 and flux.low in (0.0, 0.5)
+    assert flux.high == 50.0 and flux.low == 0.0 and flux.scale == "log_offset"
 
 
 def test_every_design_case_of_the_element_surrogates_needs_more_than_the_flux_bound():
@@ -52,17 +52,20 @@ def test_every_design_case_of_the_element_surrogates_needs_more_than_the_flux_bo
     assert seen >= 6   # the seed 002 case-A/B1 element designs
 
 
-def test_na2so4_card_reports_fresh_whole_domain_designs_meeting_the_target():
-    """The card's fresh held-out Sobol sets: at least three of the whole declared domain (the case's design
-    density, uniform in log10(J + 1e-6 um/s)), 4096+ points each, and every fresh set meets the issue-3 target."""
+@pytest.mark.parametrize(("name", "outputs"), [("seed002_na2so4_element", ["rejection_SO4-2"]),
+                                             ("seed002_nacl_na2so4_element", ["rejection_Cl-", "rejection_SO4-2"])])
+def test_card_reports_fresh_whole_domain_designs_meeting_the_target(name, outputs):
+    """The card's fresh held-out Sobol sets: at least five of the whole declared domain (uniform in
+    log10(J + 1e-6 um/s)), 4096+ points each, and every fresh set meets the issue-3 target for every output."""
     from nanosep.surrogates.onnx_io import load_shipped
 
-    card = load_shipped("seed002_na2so4_element").card
+    card = load_shipped(name).card
     assert card.inputs[card.input_names.index("flux_um_s")].low == 0.0
-    whole = {k: m["rejection_SO4-2"] for k, m in card.metrics.items() if k.startswith("fresh_sobol_seed")}
-    assert len(whole) >= 3 and all(int(k.rsplit("_n", 1)[1]) >= 4096 for k in whole), sorted(whole)
-    fresh = [m["rejection_SO4-2"] for k, m in card.metrics.items() if k.startswith("fresh_sobol")]
-    assert max(m.max_abs for m in fresh) <= 0.03 and max(m.mae for m in fresh) <= 0.005
+    whole = [k for k in card.metrics if k.startswith("fresh_sobol_seed")]
+    assert len(whole) >= 5 and all(int(k.rsplit("_n", 1)[1]) >= 4096 for k in whole), sorted(whole)
+    for out in outputs:
+        fresh = [m[out] for k, m in card.metrics.items() if k.startswith("fresh_sobol")]
+        assert max(m.max_abs for m in fresh) <= 0.03 and max(m.mae for m in fresh) <= 0.005, out
 
 
 def test_na2so4_surrogate_follows_the_engine_through_the_rise_from_zero_flux():
@@ -91,3 +94,29 @@ def test_na2so4_surrogate_follows_the_engine_through_the_rise_from_zero_flux():
     zero = rows[case.input_names].to_numpy()[:8].copy()
     zero[:, case.input_names.index("flux_um_s")] = 0.0
     assert np.abs(sur.predict(zero)[:, 0]).max() <= 0.03
+
+
+def test_mixture_surrogate_follows_the_engine_at_low_flux():
+    """Below 0.5 um/s (the mixture model's lower bound before it covered seed 002's whole range) the rejections
+    change steeply: at scarce Cl- feed (0.01-0.1 mol/m3) the engine's R_Cl- falls from 0 at J = 0 below -2
+    by J = 0.5 um/s while R_SO4-2 rises above 0.9. On fresh points of J = 0..0.5 um/s (uniform in
+    log10(J + 1e-6 um/s), Sobol seed unused in training) the surrogate stays within the issue-3 max error."""
+    import numpy as np
+    from nanosep.surrogates.demo_step import engine_outputs
+    from nanosep.surrogates.domain import design, load_surrogate_case, surrogate_case_from_dict
+    from nanosep.surrogates.onnx_io import load_shipped
+
+    sur = load_shipped("seed002_nacl_na2so4_element")
+    case = load_surrogate_case(ROOT / "cases" / "surrogates" / "seed002_nacl_na2so4_element.yaml")
+    d = case.to_dict()
+    for v in d["inputs"]:
+        if v["name"] == "flux_um_s":
+            v.update(high=0.5)
+        if v["name"] == "c_Cl-_mol_m3":
+            v.update(high=0.1)
+    rows = design(surrogate_case_from_dict(d), n=256, method="sobol", seed=2719)
+    y_eng, ok = engine_outputs(case, rows, sur.card.output_names)
+    assert ok.all()
+    assert y_eng[:, 0].min() < -2.0 and y_eng[:, 0].max() > -0.01 and y_eng[:, 1].max() > 0.9   # spans the change
+    err = np.abs(sur.predict(rows[case.input_names].to_numpy()) - y_eng)
+    assert err.max() <= 0.03 and err.mean() <= 0.005, (err.max(axis=0), err.mean(axis=0))

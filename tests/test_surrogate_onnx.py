@@ -208,9 +208,9 @@ def test_every_shipped_element_surrogate_matches_the_engine_within_its_card(name
 
 
 def test_mixture_flux_domain_covers_the_drinking_water_plant():
-    """The NaCl + Na2SO4 element domain starts at 0.5 um/s (case file): every stage of the seed 002 plant
-    (224 m3/h product, at most 400 modules of 60 m2; each stage's permeate >= the product) runs above it,
-    and the upper bound (50 um/s, seed 002's) is not below the lower one."""
+    """The NaCl + Na2SO4 element domain is seed 002's whole transmembrane velocity range, 0-50 um/s (case file,
+    uniform in log10(J + 1e-6 um/s)): every stage of the seed 002 plant (224 m3/h product, at most 400 modules
+    of 60 m2; each stage's permeate >= the product) runs inside it."""
     from nanosep.flowsheets.stage import AREA_MODULE_M2
     from nanosep.flowsheets.superstructure import DRINKING_WATER_PRODUCT_M3_H, PlantSpec
     from nanosep.surrogates.domain import load_surrogate_case
@@ -220,7 +220,7 @@ def test_mixture_flux_domain_covers_the_drinking_water_plant():
     area_max_m2 = PlantSpec().n_modules_bounds[1] * AREA_MODULE_M2
     plant_min_um_s = DRINKING_WATER_PRODUCT_M3_H / 3600.0 / area_max_m2 * 1e6
     assert plant_min_um_s == pytest.approx(2.59, abs=0.01)
-    assert flux.low == 0.5 and flux.high == 50.0 and flux.scale == "log"
+    assert flux.low == 0.0 and flux.high == 50.0 and flux.scale == "log_offset" and flux.offset == 1e-6
     assert flux.low < plant_min_um_s < flux.high
 
 
