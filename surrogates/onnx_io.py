@@ -245,7 +245,7 @@ class Surrogate:
             raise InvalidInputError(f"unknown domain policy {policy!r}; choose raise, warn or clip")
         if not np.isfinite(X).all():
             r, c = np.argwhere(~np.isfinite(X))[0]
-            raise InvalidInputError(f"input {self.card.input_names[c]} is not finite in row {r}: {X[r, c]!r}")
+            raise InvalidInputError(f"input {self.card.input_names[c]} is not finite in row {r}: {float(X[r, c])!r}")
         lo = np.array([v.low for v in self.card.inputs])
         hi = np.array([v.high for v in self.card.inputs])
         tol = 1e-9 * (hi - lo)
@@ -253,7 +253,7 @@ class Surrogate:
         if bad.any():
             r, c = np.argwhere(bad)[0]
             v = self.card.inputs[c]
-            msg = (f"input {v.name} = {X[r, c]!r} {v.unit} (row {r}) is outside the domain [{v.low:g}, {v.high:g}] "
+            msg = (f"input {v.name} = {float(X[r, c])!r} {v.unit} (row {r}) is outside the domain [{v.low:g}, {v.high:g}] "
                    f"of surrogate {self.card.name!r} ({int(bad.any(axis=1).sum())} row(s) out of domain)")
             if policy == "raise":
                 raise OutOfDomainError(msg)

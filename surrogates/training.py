@@ -619,7 +619,7 @@ def train_output_net(net, Z: np.ndarray, T: np.ndarray, sens: np.ndarray, sens_u
     """
     Zt = torch.as_tensor(Z, dtype=torch.float64)
     T = np.asarray(T, np.float64)
-    w0 = np.maximum(sens, net.weight_floor * np.asarray(sens_unit, np.float64).reshape(1, -1))
+    w0 = base_weights(sens, sens_unit, net.weight_floor)
     w = w0.copy()
     hist = NetHistory(list(net.outputs), list(net.hidden))
     model = init
@@ -798,11 +798,17 @@ def train_recipe(X: np.ndarray, Y: np.ndarray, case, *, warm: WarmStart | None =
     return res
 
 
+def base_weights(sens: np.ndarray, sens_unit, weight_floor: float) -> np.ndarray:
+    """Base residual weights of a recipe net, ``max(sens, weight_floor * sens_unit)`` per output column: the
+    physical error per unit of scaled output (``|dR/du|`` times the output factor), floored."""
+    return np.maximum(sens, weight_floor * np.asarray(sens_unit, np.float64).reshape(1, -1))
+
+
 def _retarget_inits(inits: list, recipe, Z: np.ndarray, T: np.ndarray, sens: np.ndarray, unit: np.ndarray,
                     rows: np.ndarray, old: Affine, new: Affine) -> list:
     """Warm-start nets whose outputs' scaling changed get their output layer re-targeted to ``T`` (new
     scaling) on the training ``rows`` (:func:`nanosep.surrogates.retarget.retarget_output_layer`, weights
-    ``max(sens, weight_floor * unit)`` as in :func:`train_output_net`); the others are returned as they are."""
+    :func:`base_weights`, as :func:`train_output_net`); the others are returned as they are."""
     from nanosep.surrogates.retarget import retarget_output_layer
 
     same = (np.isclose(old.offset_array, new.offset_array, rtol=0, atol=1e-12)
@@ -814,7 +820,7 @@ def _retarget_inits(inits: list, recipe, Z: np.ndarray, T: np.ndarray, sens: np.
         if all(same[cols]):
             out.append(init)
             continue
-        w = np.maximum(sens[np.ix_(rows, cols)], net.weight_floor * unit[cols].reshape(1, -1))
+        w = base_weights(sens[np.ix_(rows, cols)], unit[cols], net.weight_floor)
         out.append(retarget_output_layer(init, Z[rows], T[np.ix_(rows, cols)], w))
         log.info("net %s: output scaling changed (offset %s -> %s, factor %s -> %s), output layer re-targeted",
                  net.outputs, [old.offset[c] for c in cols], [new.offset[c] for c in cols],

@@ -64,7 +64,7 @@ class BatchResult:
     resolution_error: np.ndarray | None = None  # (B,) Chebyshev tail estimate of that grid (system.resolution)
     meta: dict = field(default_factory=dict)
     solver_path: np.ndarray | None = None     # (B,) str: "engine", "compiled" (transport/compiled.py),
-    #                                         "compiled+refined" (refined by the engine), "compiled->engine"
+    #                                         "compiled+refined" (then refined on finer grids), "compiled->engine"
     #                                         (the kernel failed, the engine solved it), "closed form"
 
     def __len__(self) -> int:
