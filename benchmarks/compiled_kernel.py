@@ -58,6 +58,7 @@ def factorization_us(repeats: int = 300) -> tuple[float, float, int]:
     engine's assembled Jacobian (assembly not counted) by the same numba LU routine (``compiled._lu_factor``);
     and the unknown count."""
     from nanosep.transport import solver
+    from nanosep.transport.compiled_system import F_INT_nptype
     from nanosep.transport.system import DSPMDESystem
 
     b = make_batch(1, seed=3)
@@ -79,7 +80,7 @@ def factorization_us(repeats: int = 300) -> tuple[float, float, int]:
     K = M + 1
     args = (x, np.ascontiguousarray(sys_.D), np.ones(M), np.zeros((0, 0)), np.ones(0), z, P, float(sys_.cscale[0]),
             ion, pot, compiled.IDEAL, np.zeros(1), np.empty((n, K, K)), np.empty((n, K), np.int64),
-            np.empty((n, K, K)), np.empty((K, K)), np.empty(K, np.int64), np.zeros((4, n, n)), np.empty(n),
+            np.empty((n, K, K)), np.empty((K, K)), np.empty(K, F_INT_nptype), np.zeros((4, n, n)), np.empty(n),
             np.zeros((4, n, n)), False)
     piv = np.empty(m, np.int64)
     compiled._factor(*args)

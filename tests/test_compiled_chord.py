@@ -157,17 +157,20 @@ def test_kernel_start_equals_engine_initial_guess(name):
 
 @pytest.mark.parametrize("name, k", [("ideal_none", 3), ("ideal_none", 1), ("pitzer_film", 3)])
 def test_kernel_defaults_equal_plain_newton_on_the_wide_spread(name, k):
-    """The kernel's defaults against plain Newton from the engine's start on 150 cases of the wide random spread,
-    where a looser coarse-grid tolerance (compiled.COARSE_TOL) moves rejections by up to 2e-12: <= 1e-12."""
+    """The kernel's defaults against plain Newton from the engine's start (every grid to ``tol``) on 150 cases of the
+    wide random spread: with every grid to ``tol`` as well, chord steps and the kernel's start change rejections by
+    <= 1e-12; with the looser coarse-grid tolerance (compiled.COARSE_TOL, measured up to 2.7e-12) by <= tol = 1e-11,
+    what two solves that both meet the residual tolerance may differ by."""
     opt = TransportOptions(**CONFIGS[name])
     ions = ION_SETS[k]
     prm, phi0, scale, grids, film = kernel_inputs(ions, wide_batch(ions, 150, seed=100 + k), opt)
     x0 = DSPMDESystem(prm, grids[0], film[0] if film else opt.film_nodes, scale).initial_guess(phi0, "shp")
     xp, sp, *_ = compiled.solve_cases(prm, scale, phi0, x0, grids, opt.tol, None, 1, film, chord=0.0,
-                                      film_floor=0.0)
-    xk, sk, *_ = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film)
-    ok = (sp == compiled.OK) & (sk == compiled.OK)
-    assert ok.mean() >= 0.95
+                                      film_floor=0.0, coarse_tol=opt.tol)
     n = len(ions)
-    dR = np.abs(np.exp(xk[ok, -(n + 1):-1]) - np.exp(xp[ok, -(n + 1):-1])) / prm.c_feed[ok]
-    assert np.max(dR) <= 1e-12
+    for coarse_tol, bound in ((opt.tol, 1e-12), (None, opt.tol)):
+        xk, sk, *_ = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, coarse_tol=coarse_tol)
+        ok = (sp == compiled.OK) & (sk == compiled.OK)
+        assert ok.mean() >= 0.95
+        dR = np.abs(np.exp(xk[ok, -(n + 1):-1]) - np.exp(xp[ok, -(n + 1):-1])) / prm.c_feed[ok]
+        assert np.max(dR) <= bound, coarse_tol

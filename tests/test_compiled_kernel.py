@@ -243,3 +243,24 @@ def test_sterically_excluded_ions_agree_with_engine(cfg, sets):                 
         assert both.mean() > 0.9 and np.array_equal(re.converged, rk.converged)
         assert np.max(np.abs(rk.rejection - re.rejection)[both]) <= 1e-9
         assert np.max((np.abs(rk.c_perm @ rk.charges) / (rk.c_feed @ np.abs(rk.charges)))[both]) <= 1e-10
+
+
+def test_border_lu_solves_like_numpy():
+    """The border's LAPACK factorization (compiled._getrf / _getrs: getrf of the row-major matrix, i.e. of its
+    transpose, solved as x = P L^-T U^-T b) against numpy.linalg.solve on random matrices of the kernel's border
+    sizes, one needing row interchanges at every step; a singular matrix is refused."""
+    from nanosep.transport.compiled_system import F_INT_nptype, _getrf, _getrs
+
+    rng = np.random.default_rng(5)
+    for m in (3, 13, 23, 53, 70):
+        A = rng.standard_normal((m, m))
+        A[np.arange(m), np.arange(m)] *= 1e-3                 # small diagonal: pivoting is needed
+        b = rng.standard_normal(m)
+        F, piv, x = A.copy(), np.empty(m, F_INT_nptype), b.copy()
+        assert _getrf(F, piv)
+        _getrs(F, piv, x)
+        ref = np.linalg.solve(A, b)
+        assert np.max(np.abs(x - ref)) <= 1e-15 * np.linalg.cond(A) * np.max(np.abs(ref))
+        assert np.max(np.abs(A @ x - b)) <= 1e-14 * m * np.max(np.abs(A)) * np.max(np.abs(x))
+    Z = np.zeros((4, 4))
+    assert not _getrf(Z, np.empty(4, F_INT_nptype))

@@ -37,8 +37,8 @@ and its LU.  The damped Newton method is the engine's (:func:`.newton.newton`, N
 damping, the same step caps, norms and convergence rules), run per case, with chord steps (the factors are kept
 while the simplified corrections contract by ``CHORD_CONTRACTION``; a chord step that fails the monotonicity test
 is redone with fresh factors), the engine's coarse-grid start (Newton on each grid of ``coarse_grids(options)``,
-the Chebyshev interpolant of its solution starting the next; every grid to ``options.tol`` unless ``COARSE_TOL``
-is set) and, on a grid where Newton fails, the engine's adaptive
+the Chebyshev interpolant of its solution starting the next; the coarse grids to the looser ``COARSE_TOL``, the
+last to ``options.tol``) and, on a grid where Newton fails, the engine's adaptive
 flux continuation from the zero-flux (Donnan equilibrium) solution.  The start is the engine's closed-form one
 (``initial_guess(phi0, "shp")``), built per case in nopython code, with its film profile floored
 (:mod:`.compiled_guess`, ``FILM_FLOOR``).  A case that still fails (the engine's robust continuation and
@@ -52,8 +52,9 @@ the batch entry points.
 Measured (benchmarks/compiled_kernel.py, benchmarks/throughput.py): ~60-90 us per 5-ion ideal case on one
 core; rejections equal to the engine's to ~1e-13 in every covered configuration (tests/test_compiled_kernel.py,
 tests/test_compiled_chord.py).  5-ion Pitzer + film batch (B=1000): factorizations per case on the 6/12/24-interval
-grids 8.98/2.09/0.87 with plain Newton from the engine's start, 5.53/1.60/0.86 now; 17 % of the cases needed the
-flux continuation, 0.1 % now (the film floor).
+grids 8.98/2.09/0.87 with plain Newton from the engine's start, 5.53/1.60/0.86 with chord steps and the floored
+start, 4.54/1.06/0.86 with ``COARSE_TOL`` as well; 17 % of the cases needed the flux continuation, 0.1 % now (the
+film floor).  The Schur complement on the border is factored by LAPACK ``getrf`` (:func:`.compiled_system._getrf`).
 """
 from __future__ import annotations
 
@@ -89,12 +90,14 @@ KERNEL_MAX_ITER = 30
 #: (a chord step costs about a quarter of a Newton step on the coarse grid: 0.1 is the cheapest)
 CHORD_CONTRACTION = 0.1
 #: residual tolerance (max norm) of the coarse grids (all but the last), a float or one per coarse grid; None: the
-#: final tolerance (``options.tol``) on every grid, as the engine.  A coarse solution only starts the next grid, but
-#: the final answer inherits its path to the final tolerance's reach: measured with (1e-6, 1e-9) on the 6/12-interval
-#: grids, factorizations per case 4.13/1.07/0.86 instead of 5.16/1.58/0.86 (5-ion Pitzer + film batch, ~15 % of the
-#: kernel time), and rejections that differ from the engine's by up to 2e-12 on the wide random spread of
-#: tests/test_compiled_kernel.py (1e-14 with None) -- beyond the 1e-12 the kernel keeps, so off by default
-COARSE_TOL = None
+#: final tolerance (``options.tol``) on every grid, as the engine.  A coarse solution only starts the next grid (its
+#: discretization error, 1e-3..1e-8 against the next grid, exceeds these tolerances), and the last grid is always
+#: solved to ``options.tol``.  Measured on the 5-ion Pitzer + film batch (B = 1000): factorizations / iterations per
+#: case on the 6- and 12-interval grids 5.53 / 10.2 and 1.60 / 2.91 with None, 4.54 / 6.4 and 1.06 / 2.1 with
+#: (1e-4, 1e-8); kernel time 433 -> 369 us per case.  Rejections then differ from plain Newton's (every grid to
+#: ``options.tol``) by up to 2.7e-12 on the wide random spread of tests/test_compiled_chord.py (1e-14 with None):
+#: two solves that both meet the residual tolerance 1e-11 differ by about that much
+COARSE_TOL = (1e-4, 1e-8)
 #: status codes of the kernel per case
 OK, FAILED_COARSE, FAILED = 0, 1, 2
 #: polarization models the kernel implements
@@ -337,8 +340,9 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
         :func:`.solver.coarse_grids`).
     chord: contraction factor below which Newton keeps its factorization (chord steps, :func:`_newton`);
         default ``CHORD_CONTRACTION`` (read at call time); 0: refactor every iteration.
-    coarse_tol: residual tolerance of the grids before the last (a float, or one per grid before the last;
-        never below ``tol``); default ``COARSE_TOL`` (read at call time; None: ``tol`` on every grid).
+    coarse_tol: residual tolerance of the grids before the last (a float, or a sequence whose last entry is the
+        grid before the last's, the one before it the grid before that, ...; fewer entries than coarse grids: the
+        first repeats; never below ``tol``); default ``COARSE_TOL`` (read at call time; None: ``tol`` on every grid).
     counts: optional (B, len(grids), 2) int64 array that receives, per case and grid, the Newton iterations
         and the Jacobian factorizations (flux continuation included).
 
@@ -370,8 +374,11 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
     film_floor = FILM_FLOOR if film_floor is None else film_floor
     tols = np.full(Ms.size, float(tol))
     coarse_tol = COARSE_TOL if coarse_tol is None else coarse_tol
-    if coarse_tol is not None:
-        tols[:-1] = np.maximum(np.broadcast_to(np.asarray(coarse_tol, float), (Ms.size - 1,)), tol)
+    if coarse_tol is not None and Ms.size > 1:   # a tuple's last entry belongs to the grid before the last
+        ct = np.atleast_1d(np.asarray(coarse_tol, float))
+        k = Ms.size - 1
+        ct = ct[-k:] if ct.size >= k else np.concatenate([np.full(k - ct.size, ct[0]), ct])
+        tols[:-1] = np.maximum(ct, tol)
     if counts is None:
         counts = np.zeros((B, Ms.size, 2), np.int64)
     elif counts.shape != (B, Ms.size, 2) or counts.dtype != np.int64:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
-from .compiled_system import C0, CB, LNCB, LNCX, PE, PEF, QF, Q, S
+from .compiled_system import C0, CB, LNCB, LNCX, PE, PEF, QF, Q, S, F_INT_nptype
 
 try:  # numba is a dependency, but the engine must keep working without it
     from numba import njit
@@ -85,7 +85,7 @@ if HAVE_NUMBA:
         W = np.empty((n, K, K + nt))
         piv = np.empty((n, K), np.int64)
         Sc = np.empty((Kb, Kb))
-        spiv = np.empty(Kb, np.int64)
+        spiv = np.empty(Kb, F_INT_nptype)   # LAPACK's pivot integers (compiled_system._getrf)
         Bx = np.zeros((4, n, n))
         cpf = np.empty(n)
         jac = akind != IDEAL              # the residuals also give d ln gamma / d c, reused by the factorization

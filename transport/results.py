@@ -163,6 +163,31 @@ class BatchResult:
             return None if any(v is None for v in vals) else np.concatenate(vals)
         return parts[0]._map_cases(stack)
 
+    def put(self, idx, part: BatchResult) -> None:
+        """Overwrite the cases ``idx`` (indices) with the cases of ``part`` (same ions, ``len(part) == len(idx)``),
+        in place: the values ``concat`` + ``take`` would give, without copying the other cases (an array whose
+        dtype cannot hold ``part``'s values is first promoted as ``concat`` would promote it; a field that is
+        None in either becomes None)."""
+        if tuple(part.ions) != tuple(self.ions):
+            raise ValueError(f"cannot put results for ions {part.ions} into {self.ions}")
+
+        def write(dst, src):
+            if dst is None or src is None:
+                return None
+            dtype = np.result_type(dst, src)
+            if dtype != dst.dtype:
+                dst = dst.astype(dtype)
+            dst[idx] = src
+            return dst
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            if name in SHARED_FIELDS or v is None:
+                continue
+            if isinstance(v, dict):
+                setattr(self, name, {k: write(a, getattr(part, name)[k]) for k, a in v.items()})
+            elif isinstance(v, np.ndarray):
+                setattr(self, name, write(v, getattr(part, name)))
+
     def _map_cases(self, fn) -> BatchResult:
         """Apply ``fn(name, getter)`` to every per-case array (also inside dict fields)."""
         out = {}

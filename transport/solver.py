@@ -152,6 +152,25 @@ class _ActivityFn:
         """ln gamma only (no Jacobian), for residual-only evaluations."""
         return self.model.ln_gamma(c)
 
+    def values_as_called(self, c):
+        """ln gamma exactly as ``self(c)[0]`` returns it (to the last bit), without its Jacobian where the model
+        allows: Pitzer's real path computes the same ln gamma with or without the Jacobian; the complex-step models
+        (:meth:`.activity.ActivityModelBase.ln_gamma_and_jacobian`, e.g. Davies) return the real part of their
+        first probe, which is evaluated here alone (the other ``n - 1`` probes only make the Jacobian).  None for
+        other models (call ``self(c)``)."""
+        from .activity import _COMPLEX_STEP, ActivityModelBase
+        from .pitzer import PitzerActivity
+        model = self.model
+        if type(model) is PitzerActivity:
+            return model.ln_gamma(c)
+        if type(model).ln_gamma_and_jacobian is ActivityModelBase.ln_gamma_and_jacobian:
+            a = model._as_batch(c, "concentrations").astype(float)
+            first = np.zeros(a.shape[-1])
+            first[0] = 1.0
+            probe = a + (1j * _COMPLEX_STEP) * first
+            return model.ln_gamma_molal_formula(model._molality(probe)).real.copy()
+        return None
+
     def take(self, idx):
         sub = copy.copy(self)   # the model slices its per-case parameters (no rebuild)
         sub.T, sub.model = self.T[idx], self.model.take(idx)
@@ -182,9 +201,10 @@ def build_parameters(ions: Sequence[str], z: np.ndarray, radius: np.ndarray, d25
     eps_b = np.full(B, options.bulk_dielectric) if options.bulk_dielectric else water.relative_permittivity(T)
     lam = radius[None, :] / pore_radius[:, None]
     kd, kc = hindrance(lam, options.hindrance)
-    ln_fixed = ln_steric(lam) + ln_born(z[None, :], radius[None, :], pore_dielectric[:, None], eps_b[:, None], T[:, None])
+    ln_st = ln_steric(lam)
+    ln_fixed = ln_st + ln_born(z[None, :], radius[None, :], pore_dielectric[:, None], eps_b[:, None], T[:, None])
     prm = BatchParameters(z=z, c_feed=c_feed, flux=flux, thickness=thickness, charge=charge, diff=diff,
-                          kd=kd, kc=kc, ln_phi_fixed=ln_fixed, ln_steric=ln_steric(lam), excluded=lam >= 1.0,
+                          kd=kd, kc=kc, ln_phi_fixed=ln_fixed, ln_steric=ln_st, excluded=lam >= 1.0,
                           polarization=options.polarization,
                           RT=GAS_CONSTANT * T)
     if options.channel is not None and options.polarization != "none":
@@ -457,7 +477,7 @@ def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: Transpor
     guess, coarse grids and flux continuation), its failures and the other cases by the engine; every answer
     is collected and resolution-checked/refined as the engine's, and ``solver_path`` says who solved it."""
     idx = np.flatnonzero(fast)
-    sub = prm.take(idx)
+    sub = prm if idx.size == prm.batch else prm.take(idx)   # every case eligible: no copy (same values)
     phi0, scale = feed_equilibrium(sub)
     both = coarse_grids(options) + [(options.nodes, options.film_nodes)]
     grids = [g for g, _ in both]
@@ -478,12 +498,15 @@ def _solve_with_kernel(prm: BatchParameters, fast: np.ndarray, options: Transpor
     parts, order = [], []
     if ok.any():
         good = np.flatnonzero(ok)
-        ksys = DSPMDESystem(sub.take(good), options.nodes, options.film_nodes, scale[good])
+        every = good.size == sub.batch
+        ksys = DSPMDESystem(sub if every else sub.take(good), options.nodes, options.film_nodes, scale[good])
         k = good.size
-        part = _collect(ksys, x[good], np.ones(k, bool), its[good], res[good], np.full(k, "", dtype=object),
+        xg = x if every else x[good]
+        part = _collect(ksys, xg, np.ones(k, bool), its[good], res[good], np.full(k, "", dtype=object),
                         steps[good], names, options)
         part.solver_path[:] = "compiled"
-        part = _refine(part, ksys, x[good], options, names, grid_solver=_solve_grid_kernel)
+        part = _refine(part, ksys, xg, options, names, grid_solver=_solve_grid_kernel,
+                       equilibrium=(phi0[good], scale[good]))
         part.solver_path[part.nodes_used > options.nodes] = "compiled+refined"
         parts.append(part)
         order.append(idx[good])
@@ -525,7 +548,7 @@ def _solve_grid_kernel(prm: BatchParameters, options: TransportOptions, phi0, sc
 
 
 def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: TransportOptions,
-            names: Sequence[str], grid_solver=None) -> BatchResult:
+            names: Sequence[str], grid_solver=None, equilibrium=None) -> BatchResult:
     """Re-solve converged cases whose resolution estimate exceeds ``options.resolution_tol`` on grids
     with twice the intervals (layer and film), each started from the interpolant of the last one,
     until the estimate holds or ``options.max_nodes`` is reached.
@@ -537,7 +560,9 @@ def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: Tra
     A refinement that fails to converge keeps the coarser answer, flagged by ``resolution_error``
     (:attr:`BatchResult.unresolved`).  Cases that are resolved never reach this code path's solves.
     ``grid_solver``: the solve on each refined grid, :func:`_solve_grid` (default) or, for cases the compiled
-    kernel solved, :func:`_solve_grid_kernel`.
+    kernel solved, :func:`_solve_grid_kernel`.  ``equilibrium``: ``(phi0, scale)`` of :func:`feed_equilibrium`
+    for the cases of ``sys_`` if the caller has them (else computed for the cases refined; per case, the same
+    values).  The refined cases are written into ``result`` in place (:meth:`BatchResult.put`).
     """
     grid_solver = _solve_grid if grid_solver is None else grid_solver
     est = np.where(result.converged, sys_.resolution(x), np.nan)
@@ -549,12 +574,14 @@ def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: Tra
     todo = np.flatnonzero(result.converged & (est > tol))
     cur_x = x[todo]                       # solutions of the cases ``todo`` on the grid (N, Nf)
     N, Nf = sys_.N, sys_.Nf
-    done: dict[int, BatchResult] = {}
+    done: list[tuple[np.ndarray, BatchResult]] = []   # (cases, their answers) per grid; a finer grid's win
     while todo.size and 2 * N <= max(options.max_nodes, options.nodes) and 2 * Nf <= 256:
         N2, Nf2 = 2 * N, 2 * Nf
         sub = sys_.prm.take(todo)
-        coarse = DSPMDESystem(sub, N, Nf)  # only its layout is used (prolongation)
-        phi0, sub_scale = feed_equilibrium(sub)
+        # only its layout is used (prolongation): on the base grid, that of sys_
+        coarse = sys_ if (N, Nf) == (sys_.N, sys_.Nf) else DSPMDESystem(sub, N, Nf)
+        phi0, sub_scale = feed_equilibrium(sub) if equilibrium is None else (equilibrium[0][todo],
+                                                                               equilibrium[1][todo])
         fsys, xf, conv, its, res, reason, steps = grid_solver(sub, options, phi0, sub_scale, N2, Nf2,
                                                               start=(coarse, cur_x, np.ones(todo.size, bool)))
         log.debug("refined %d cases to %d layer intervals: %d converged", todo.size, N2, int(conv.sum()))
@@ -568,16 +595,12 @@ def _refine(result: BatchResult, sys_: DSPMDESystem, x: np.ndarray, options: Tra
         part.continuation_steps = part.continuation_steps + result.continuation_steps[todo[ok]]
         part.nodes_used = np.full(ok.size, N2)
         part.resolution_error = est2
-        for j, b in enumerate(todo[ok]):
-            done[int(b)] = part.take([j])
+        done.append((todo[ok], part))
         more = est2 > tol
         N, Nf, cur_x, todo = N2, Nf2, xf[ok][more], todo[ok][more]
-    if not done:
-        return result
-    idx = np.array(sorted(done), int)
-    rest = np.setdiff1d(np.arange(len(result)), idx)
-    merged = BatchResult.concat([result.take(rest)] + [done[int(b)] for b in idx])
-    return merged.take(np.argsort(np.concatenate([rest, idx])))
+    for idx, part in done:   # after the loop: the sums above use the unrefined iteration counts
+        result.put(idx, part)
+    return result
 
 
 def _sample_at_base(part: BatchResult, base: DSPMDESystem, fine: DSPMDESystem, xf: np.ndarray) -> BatchResult:
@@ -597,6 +620,17 @@ def _sample_at_base(part: BatchResult, base: DSPMDESystem, fine: DSPMDESystem, x
     return part
 
 
+def _interface_ln_gamma(sys_: DSPMDESystem, points: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """ln gamma (B, n) of the solutions ``points`` (each (B, n) mol/m3) as :meth:`DSPMDESystem._activity` returns
+    it (zeros for ideal activity): one evaluation of the stacked points, without the Jacobian where the activity
+    function can give the same values without it (:meth:`_ActivityFn.values_as_called`)."""
+    act = sys_.prm.activity
+    lg = None
+    if act is not None and hasattr(act, "values_as_called"):
+        lg = act.values_as_called(np.maximum(np.stack(points), 1e-300))
+    return [sys_._activity(p)[0] for p in points] if lg is None else list(lg)
+
+
 def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, options) -> BatchResult:
     prm = sys_.prm
     s = sys_.unpack(x)
@@ -607,30 +641,39 @@ def _collect(sys_: DSPMDESystem, x, conv, iters, res, reason, steps, ions, optio
     jv = s["jv"] if prm.pressure is not None else prm.flux
     B, n, M = c.shape
     L = prm.thickness
-    lg = lambda cc: sys_._activity(cc)[0]
     RT_F = prm.RT / FARADAY
     part_f, part_p = {}, {}
     ln_st = prm.ln_steric
-    for side, dct, cf_, cpore, dphi in (("feed", part_f, cw, c[:, :, 0], s["p"][:, 0] - pw),
-                                         ("perm", part_p, cp, c[:, :, -1], s["p"][:, -1] - s["pp"])):
-        dct["steric"] = np.exp(ln_st)
-        dct["born"] = np.exp(prm.ln_phi_fixed - ln_st)
+    c0, cN = c[:, :, 0], c[:, :, -1]
+    lg_w, lg_0, lg_N, lg_p = _interface_ln_gamma(sys_, (cw, c0, cN, cp))
+    steric = np.exp(ln_st)
+    born = np.exp(prm.ln_phi_fixed - ln_st)
+    for side, dct, cf_, cpore, dphi, lg_b, lg_pore in (
+            ("feed", part_f, cw, c0, s["p"][:, 0] - pw, lg_w, lg_0),
+            ("perm", part_p, cp, cN, s["p"][:, -1] - s["pp"], lg_p, lg_N)):
+        dct["steric"] = steric if side == "feed" else steric.copy()
+        dct["born"] = born if side == "feed" else born.copy()
         if prm.image is not None:
             mu = np.exp(s["mu"][:, 0 if side == "feed" else 1])
             dct["image"] = np.exp(-prm.image_coef * prm.image(mu)[0][:, None])
         else:
             dct["image"] = np.ones((B, n))
         dct["donnan"] = np.exp(-z[None, :] * dphi[:, None])
-        dct["activity"] = np.exp(lg(cf_) - lg(cpore))
+        dct["activity"] = np.exp(lg_b - lg_pore)
         dct["total"] = cpore / cf_
-    # flux split, layer-averaged with Clenshaw-Curtis weights
+    # flux split, layer-averaged with Clenshaw-Curtis weights (in-place products: the same arithmetic, in the same
+    # order, as  -K_d D dc/dx,  K_c c J_v  and  -K_d D z c dphi/dx)
     Dm = sys_.D
     dxdxi = sys_.dxdxi   # (B, M) of the node map (ones without it)
-    dcdx = np.einsum("km,bim->bik", Dm, c) / (L[:, None, None] * dxdxi[:, None, :])
+    dcdx = np.einsum("km,bim->bik", Dm, c)
+    dcdx /= L[:, None, None] * dxdxi[:, None, :]
     dpdx = (s["p"] @ Dm.T) / (L[:, None] * dxdxi)
-    dif = -prm.kd[:, :, None] * prm.diff[:, :, None] * dcdx
-    mig = -prm.kd[:, :, None] * prm.diff[:, :, None] * z[None, :, None] * c * dpdx[:, None, :]
-    con = prm.kc[:, :, None] * c * jv[:, None, None]
+    kdd = -prm.kd * prm.diff
+    dif = np.multiply(kdd[:, :, None], dcdx, out=dcdx)
+    mig = (kdd * z[None, :])[:, :, None] * c
+    mig *= dpdx[:, None, :]
+    con = prm.kc[:, :, None] * c
+    con *= jv[:, None, None]
     w = chebyshev.cc_weights(sys_.N)
     split = np.stack([dif @ w, con @ w, mig @ w], axis=-1)
     if sys_.ginv is not None:   # mapped cases: the average over x is the integral over xi with the weight g'(xi)
@@ -689,13 +732,20 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     chunk_size, workers: cases are solved in chunks, ``workers`` threads at a time.
     """
     db = ion_db or IonDatabase.default()
-    names = [db.get(i).name for i in ions]
+    records = {}   # one database look-up per ion (name canonicalization is not free)
+    for i in ions:
+        rec = db.get(i)
+        records.setdefault(rec.name, rec)
+    names = [db.get(i).name for i in ions] if len(records) != len(ions) else list(records)
     if len(set(names)) != len(names):
         raise InvalidInputError(f"duplicate ions in {list(ions)} (canonical {names})")
     c = feed_matrix(c_feed, names)
-    z = np.array([db.get(i).charge for i in names], dtype=float)
+    z = np.array([records[i].charge for i in names], dtype=float)
     if balance_with is not None:
         names, z, c = balance_feed(names, z, c, balance_with, db)
+        for i in names:
+            if i not in records:
+                records[i] = db.get(i)
     check_electroneutral(names, z, c)
     if (flux_m_s is None) == (pressure_pa is None):
         raise InvalidInputError("give exactly one of flux_m_s and pressure_pa")
@@ -730,8 +780,8 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     c_eff = np.where(absent, cmin, c)
     if absent.any():
         c_eff = _rebalance_trace(c_eff, z, absent)
-    radius = np.array([db.get(i).stokes_radius_m for i in names])
-    d25 = np.array([db.get(i).diffusivity_m2_s for i in names])
+    radius = np.array([records[i].stokes_radius_m for i in names])
+    d25 = np.array([records[i].diffusivity_m2_s for i in names])
     if (z == 0).all() and (X != 0).any():
         raise InvalidInputError(f"charged membrane (X={X[X != 0][0]!r} mol/m3) with only neutral solutes {names}: "
                                 "the pore cannot be electroneutral")

@@ -169,9 +169,13 @@ class DSPMDESystem:
         # node positions x = g(xi) of the active layer (B, M) and 1/g'(xi); ginv is None without a map
         # (plain Chebyshev grid, the same arithmetic as before the map existed)
         a = prm.grid_map if prm.grid_map is not None else np.zeros(prm.batch)
-        self.x_nodes, dxdxi = grid_map.positions(chebyshev.nodes(nodes), a)
+        mapped = bool(np.any(a > 0))
+        if mapped:
+            self.x_nodes, dxdxi = grid_map.positions(chebyshev.nodes(nodes), a)
+        else:   # every case on the plain grid: the values grid_map.positions gives for a = 0 (exactly), directly
+            self.x_nodes, dxdxi = np.tile(chebyshev.nodes(nodes), (prm.batch, 1)), np.ones((prm.batch, nodes + 1))
         self.dxdxi = dxdxi
-        self.ginv = 1.0 / dxdxi if np.any(a > 0) else None
+        self.ginv = 1.0 / dxdxi if mapped else None
         self.Df = chebyshev.diff_matrix(film_nodes) if prm.polarization == "film" else None
         self.cscale = np.maximum((prm.c_feed @ np.abs(prm.z)) + np.abs(prm.charge), 1e-300)
         # rows of ion i are divided by s_i, the order of its pore concentration
