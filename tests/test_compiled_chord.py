@@ -142,7 +142,7 @@ def test_kernel_start_equals_engine_initial_guess(name):
             x = np.zeros_like(ref)
             for i in range(prm.batch):
                 shp_guess(x[i], prm.z, prm.c_feed[i], prm.ln_phi_fixed[i], float(prm.charge[i]), exc[i], gp[i],
-                          float(phi0[i]), sys_.x_nodes[i], y, ion, pot, floor)
+                          float(phi0[i]), sys_.x_nodes[i], y, ion, pot, floor, 0, np.zeros(1), 0)
             uf = np.zeros(x.shape[1], bool)
             uf[ion[:, :Mf].ravel()] = True
             rest = ~uf if floor else np.ones(x.shape[1], bool)
@@ -174,3 +174,29 @@ def test_kernel_defaults_equal_plain_newton_on_the_wide_spread(name, k):
         assert ok.mean() >= 0.95
         dR = np.abs(np.exp(xk[ok, -(n + 1):-1]) - np.exp(xp[ok, -(n + 1):-1])) / prm.c_feed[ok]
         assert np.max(dR) <= bound, coarse_tol
+
+
+@pytest.mark.parametrize("name", ["ideal_film", "pitzer_film"])
+def test_activity_start_cuts_coarse_factorizations_and_keeps_the_answer(name):
+    """The start with the interface activity coefficients (compiled_guess.ACTIVITY_PASSES): for Pitzer, fewer
+    factorizations on the first grid (the engine's ideal start leaves the entry/exit rows off by ~ln(g_w / g_0)) and
+    the same answer to tol; for ideal activity the pass does nothing (bit-identical solutions and counts)."""
+    opt = TransportOptions(**CONFIGS[name])
+    ions = ION_SETS[4]
+    prm, phi0, scale, grids, film = kernel_inputs(ions, wide_batch(ions, 150, seed=400), opt)
+    runs = {}
+    for passes in (0, 1):
+        counts = np.zeros((prm.batch, len(grids), 2), np.int64)
+        runs[passes] = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, counts=counts,
+                                            activity_passes=passes), counts
+    (x0, s0, *_), c0 = runs[0]
+    (x1, s1, *_), c1 = runs[1]
+    ok = (s0 == compiled.OK) & (s1 == compiled.OK)
+    assert ok.mean() >= 0.95
+    n = len(ions)
+    if name == "ideal_film":
+        assert np.array_equal(x0, x1, equal_nan=True) and np.array_equal(c0, c1)
+        return
+    dR = np.abs(np.exp(x1[ok, -(n + 1):-1]) - np.exp(x0[ok, -(n + 1):-1])) / prm.c_feed[ok]
+    assert np.max(dR) <= opt.tol
+    assert c1[ok, 0, 1].mean() <= 0.8 * c0[ok, 0, 1].mean()

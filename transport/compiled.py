@@ -41,7 +41,8 @@ the Chebyshev interpolant of its solution starting the next; the coarse grids to
 last to ``options.tol``) and, on a grid where Newton fails, the engine's adaptive
 flux continuation from the zero-flux (Donnan equilibrium) solution.  The start is the engine's closed-form one
 (``initial_guess(phi0, "shp")``), built per case in nopython code, with its film profile floored
-(:mod:`.compiled_guess`, ``FILM_FLOOR``).  A case that still fails (the engine's robust continuation and
+(:mod:`.compiled_guess`, ``FILM_FLOOR``) and, for Davies and Pitzer, one more pass with the interface activity
+coefficients in the partitioning (``ACTIVITY_PASSES``).  A case that still fails (the engine's robust continuation and
 present-ion fallbacks are not in the kernel) is returned unconverged; the caller re-solves it with the full engine.
 
 Modules: :mod:`.compiled_system` (residual, structured factorization and solve of one case),
@@ -53,8 +54,8 @@ Measured (benchmarks/compiled_kernel.py, benchmarks/throughput.py): ~60-90 us pe
 core; rejections equal to the engine's to ~1e-13 in every covered configuration (tests/test_compiled_kernel.py,
 tests/test_compiled_chord.py).  5-ion Pitzer + film batch (B=1000): factorizations per case on the 6/12/24-interval
 grids 8.98/2.09/0.87 with plain Newton from the engine's start, 5.53/1.60/0.86 with chord steps and the floored
-start, 4.54/1.06/0.86 with ``COARSE_TOL`` as well; 17 % of the cases needed the flux continuation, 0.1 % now (the
-film floor).  The Schur complement on the border is factored by LAPACK ``getrf`` (:func:`.compiled_system._getrf`).
+start, 4.54/1.06/0.86 with ``COARSE_TOL`` as well, 2.51/1.06/0.86 with the activity pass of the start; 17 % of the
+cases needed the flux continuation, 0.1 % now (the film floor).  The Schur complement on the border is factored by LAPACK ``getrf`` (:func:`.compiled_system._getrf`).
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ import numpy as np
 from nanosep.errors import InvalidInputError
 
 from .compiled_activity import IDEAL, KIND, activity_parameters  # noqa: F401  (IDEAL: re-exported)
-from .compiled_guess import FILM_FLOOR, guess_parameters
+from .compiled_guess import ACTIVITY_PASSES, FILM_FLOOR, guess_parameters
 from .compiled_system import C0, CB, LNCB, LNCX, LNPHI, NPAR, PE, PEF, QF, Q, S
 from .options import TransportOptions
 from .system import EXCLUDED_PERMEATE, BatchParameters
@@ -196,7 +197,7 @@ if HAVE_NUMBA:
             for i in range(n):
                 excluded[i] = P[LNCX, i] != 0.0
             shp_guess(x, z, P[CB].copy(), P[LNPHI].copy(), X, excluded, GP[b], phi0,
-                      np.ascontiguousarray(Xn[b, :Ms[0]]), Y0, ion0, pot0, settings[2])
+                      np.ascontiguousarray(Xn[b, :Ms[0]]), Y0, ion0, pot0, settings[2], akind, ap, int(settings[3]))
         else:
             x = x0[b, :(n + 1) * (Ms[0] + Mfs[0]) + n + 1].copy()
         total = 0
@@ -319,7 +320,7 @@ def _grid_operators(prm: BatchParameters, grids: list[int], film_grids: list[int
 def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: np.ndarray | None, grids: list[int],
                 tol: float, max_iter: int | None = None, threads: int = 1, film_grids: list[int] | None = None,
                 chord: float | None = None, counts: np.ndarray | None = None, coarse_tol=None,
-                film_floor: float | None = None):
+                film_floor: float | None = None, activity_passes: int | None = None):
     """Solve eligible cases with the compiled kernel.
 
     Parameters
@@ -372,6 +373,7 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
     akind, AP = activity_parameters(prm)
     chord = CHORD_CONTRACTION if chord is None else chord
     film_floor = FILM_FLOOR if film_floor is None else film_floor
+    activity_passes = ACTIVITY_PASSES if activity_passes is None else int(activity_passes)
     tols = np.full(Ms.size, float(tol))
     coarse_tol = COARSE_TOL if coarse_tol is None else coarse_tol
     if coarse_tol is not None and Ms.size > 1:   # a tuple's last entry belongs to the grid before the last
@@ -390,7 +392,7 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
         GP, Xn = np.zeros((0, 3, n)), np.zeros((0, 1))
     args = (np.ascontiguousarray(x0, float), Ds, Gi, Dfs, Ps, Pfs, Ms, Mfs, np.ascontiguousarray(prm.z, float),
             ion_parameters(prm, scale, phi0), Pcase, akind, np.ascontiguousarray(AP, float), GP, Xn, Y0, tols,
-            int(max_iter), np.array([LIMIT_CORRECTION, chord, film_floor], float), x_out, status, iters, resid,
+            int(max_iter), np.array([LIMIT_CORRECTION, chord, film_floor, activity_passes], float), x_out, status, iters, resid,
             steps, counts)
     if threads > 1 and B > 1:
         prev = numba.get_num_threads()
