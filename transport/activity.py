@@ -168,6 +168,14 @@ class ActivityModelBase:
         """ln gamma and its exact Jacobian ``J[..., i, j] = d ln gamma_i / d c_j`` [m3 mol-1]."""
         return self.ln_gamma_and_jacobian_complex_step(c)
 
+    def ln_gamma_complex_step_value(self, c: Any) -> np.ndarray:
+        """ln gamma (..., n) exactly as :meth:`ln_gamma_and_jacobian_complex_step` returns it (the real part of its
+        first probe, to the last bit), without the other ``n - 1`` probes that only make the Jacobian."""
+        a = self._as_batch(c, "concentrations").astype(float)
+        first = np.zeros(a.shape[-1])
+        first[0] = 1.0
+        return self.ln_gamma_molal_formula(self._molality(a + (1j * _COMPLEX_STEP) * first)).real.copy()
+
     def ln_gamma_and_jacobian_complex_step(self, c: Any) -> tuple[np.ndarray, np.ndarray]:
         """ln gamma and ``d ln gamma_i / d c_j`` [m3 mol-1] by a complex step through the generic
         formula code (exact to round-off; the reference for faster subclass paths)."""

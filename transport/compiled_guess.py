@@ -201,8 +201,6 @@ if HAVE_NUMBA:
         for i in range(n):
             ex[i] = np.exp(-gp[GPE, i])
         passes = FILM_PASSES if Mf > 0 else 1
-        dphi = phi0
-        delta = 0.0
         lin = ln_fixed.copy()                  # entrance: ln Phi (+ ln g_w - ln g_0)
         lout = ln_fixed.copy()                 # exit: ln Phi (+ ln g_p - ln g_N)
         npass = 1 + (act_passes if akind != IDEAL else 0)

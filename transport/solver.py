@@ -158,17 +158,13 @@ class _ActivityFn:
         (:meth:`.activity.ActivityModelBase.ln_gamma_and_jacobian`, e.g. Davies) return the real part of their
         first probe, which is evaluated here alone (the other ``n - 1`` probes only make the Jacobian).  None for
         other models (call ``self(c)``)."""
-        from .activity import _COMPLEX_STEP, ActivityModelBase
+        from .activity import ActivityModelBase
         from .pitzer import PitzerActivity
         model = self.model
         if type(model) is PitzerActivity:
             return model.ln_gamma(c)
         if type(model).ln_gamma_and_jacobian is ActivityModelBase.ln_gamma_and_jacobian:
-            a = model._as_batch(c, "concentrations").astype(float)
-            first = np.zeros(a.shape[-1])
-            first[0] = 1.0
-            probe = a + (1j * _COMPLEX_STEP) * first
-            return model.ln_gamma_molal_formula(model._molality(probe)).real.copy()
+            return model.ln_gamma_complex_step_value(c)
         return None
 
     def take(self, idx):
