@@ -38,7 +38,10 @@ def test_coarse_grid_start_gives_the_full_grid_solution(kw):
 
 
 def test_coarse_grid_sequence_and_validation():
-    assert coarse_grids(TransportOptions()) == [(6, 4), (12, 8)]
+    # the layer halves; the film keeps its intervals on the first coarse grid, then follows the layer (>= 4)
+    assert coarse_grids(TransportOptions()) == [(6, 6), (12, 16)]
+    assert coarse_grids(TransportOptions(nodes=48, coarse_grids=3)) == [(6, 6), (12, 12), (24, 16)]
+    assert coarse_grids(TransportOptions(nodes=48, film_nodes=8, coarse_grids=3)) == [(6, 6), (12, 8), (24, 8)]
     assert coarse_grids(TransportOptions(coarse_grids=0)) == []
     assert coarse_grids(TransportOptions(nodes=10)) == []          # 10 // 2 < 6: nothing coarser
     with pytest.raises(InvalidInputError, match="coarse_grids=7"):
@@ -225,7 +228,7 @@ def test_ordinary_cases_are_unchanged_by_the_fallbacks():
                0.0014426657536261123],
               [0.12360290556312103, 0.006961418850450288, nan, 1.0144521121825568e-07, 0.13056452730399123, nan],
               [78.58932203380365, nan, nan, nan, 78.58932203459011, nan]]
-    assert r.converged.all() and list(r.iterations) == [7, 20, 29] and list(r.continuation_steps) == [0, 0, 4]
+    assert r.converged.all() and list(r.iterations) == [7, 13, 26] and list(r.continuation_steps) == [0, 0, 4]
     np.testing.assert_allclose(r.c_perm, before, rtol=1e-12, equal_nan=True)
     assert rk.converged.all() and (rk.solver_path == "compiled").all()
     np.testing.assert_allclose(rk.c_perm, before, rtol=1e-12, equal_nan=True)
