@@ -200,3 +200,40 @@ def test_activity_start_cuts_coarse_factorizations_and_keeps_the_answer(name):
     dR = np.abs(np.exp(x1[ok, -(n + 1):-1]) - np.exp(x0[ok, -(n + 1):-1])) / prm.c_feed[ok]
     assert np.max(dR) <= opt.tol
     assert c1[ok, 0, 1].mean() <= 0.8 * c0[ok, 0, 1].mean()
+
+
+def test_start_root_searches_find_the_bisection_roots():
+    """The start's safeguarded Newton searches (compiled_guess.donnan_phi, _exit_jump) against the engine's bisection
+    (partitioning.donnan_potential) and the root's defining equation: random 2-6 ion solutions with z in {+-1, +-2, +-3},
+    c over 8 decades, X -1000..+500 mol/m3, ln Phi -12..0; roots beyond [-60, 60] end at the bracket's edge as the
+    bisection's do."""
+    from nanosep.transport.compiled_guess import _exit_jump, donnan_phi
+    from nanosep.transport.partitioning import donnan_potential
+
+    rng = np.random.default_rng(11)
+    zs = np.array([1.0, -1.0, 2.0, -2.0, 3.0, -3.0])
+    for k in range(400):
+        n = rng.integers(2, 7)
+        z = zs[:n].copy()
+        c = 10 ** rng.uniform(-4, 4, n)
+        ln_phi = rng.uniform(-12, 0, n)
+        X = -1000.0 + 1500.0 * rng.random() if k % 50 else (1e9 if k % 100 else -1e9)   # and two outside roots
+        ref = donnan_potential(z, c[None], ln_phi[None], np.array([X]))[0]
+        phi = donnan_phi(z, c, ln_phi, X)
+        assert abs(phi - ref) <= 1e-12 * max(1.0, abs(ref)), (k, phi, ref)
+        # the exit jump: sum_i z_i cp_i(delta) = 0 at the returned delta (or the bracket's edge)
+        kc, ex = rng.uniform(0.5, 1.5, n), np.exp(-rng.uniform(0, 5, n))
+        c0 = c * np.exp(ln_phi - z * phi)
+        cp, kphi = np.empty(n), np.empty(n)
+        d = _exit_jump(z, c0, ln_phi, kc, ex, phi, cp, kphi)
+        assert phi - 6.0 <= d <= phi + 6.0
+
+        def ncharge(delta):
+            kp = np.exp(ln_phi - z * delta)
+            cpd = kc * c0 / np.maximum(1.0 - (1.0 - kc * kp) * ex, 1e-300)
+            return np.sum(z * cpd) / np.sum(np.abs(z) * cpd)
+
+        if min(d - (phi - 6.0), phi + 6.0 - d) > 1e-9:
+            assert abs(ncharge(d)) <= 1e-12, (k, d)
+        else:                                          # no root inside: the edge where the charge is closest to 0
+            assert np.sign(ncharge(phi - 6.0)) == np.sign(ncharge(phi + 6.0))
