@@ -87,18 +87,27 @@ if HAVE_NUMBA:
         return a if (a <= b or np.isnan(a)) else b
 
     @njit(cache=True, nogil=True)
-    def _bracketed_step(p, h, hp, lo, hi, dxold):
-        """Next iterate of a safeguarded Newton root search on ``h = ln P - ln N`` (the positive and negative parts of
-        a monotone sum of exponentials: nearly linear far from the root, where Newton on the sum itself crawls by
-        ``1/z`` per step): the Newton step ``p - h / hp`` if it lands strictly inside the bracket (lo, hi) and at
-        least halves the step before it (else the bracket's midpoint: never slower than bisection every second step,
-        as Numerical Recipes' rtsafe); returns (next, its step, done: the step below ``NEWTON_RTOL`` relative, or
-        the bracket down to adjacent doubles)."""
+    def _bracketed_step(p, P, N, dP, dN, lo, hi, dxold, increasing):
+        """One safeguarded Newton step of a root search on ``h = ln P - ln N`` (P, N > 0: the positive and negative
+        parts of a monotone sum of exponentials, dP, dN their derivatives; ``increasing``: P - N increases with p).
+        Newton on h (nearly linear far from the root, where Newton on ``P - N`` itself crawls by ``1/z`` per step) if
+        its step lands strictly inside the bracket and at least halves the step before it, else the bracket's
+        midpoint (never slower than bisection every second step, as Numerical Recipes' rtsafe).  Returns (next, lo,
+        hi, its step, done: p is a root, the step is below ``NEWTON_RTOL`` relative, or the bracket is down to
+        adjacent doubles)."""
+        if P == N:
+            return p, lo, hi, 0.0, True
+        if (P > N) != increasing:
+            lo = p
+        else:
+            hi = p
+        hp = dP / P - dN / N
+        h = np.log(P) - np.log(N)
         q = p - h / hp if (hp != 0.0 and np.isfinite(h)) else np.nan
         if not (q > lo and q < hi) or abs(2.0 * (q - p)) > abs(dxold):
             q = 0.5 * (lo + hi)
         done = abs(q - p) <= NEWTON_RTOL * max(1.0, abs(p)) or q == lo or q == hi
-        return q, abs(q - p), done
+        return q, lo, hi, abs(q - p), done
 
     @njit(cache=True, nogil=True)
     def donnan_phi(z, c, ln_phi, X):
@@ -135,14 +144,7 @@ if HAVE_NUMBA:
                 elif z[i] < 0:
                     N += e
                     dN += d
-            if P == N:
-                return p
-            if P > N:
-                lo = p
-            else:
-                hi = p
-            h = np.log(P) - np.log(N)
-            p, dx, done = _bracketed_step(p, h, dP / P - dN / N, lo, hi, dx)
+            p, lo, hi, dx, done = _bracketed_step(p, P, N, dP, dN, lo, hi, dx, False)
             if done:
                 break
         return p
@@ -172,14 +174,7 @@ if HAVE_NUMBA:
                 elif z[i] < 0:
                     N += e
                     dN -= de
-            if P == N:
-                return d
-            if P < N:
-                lo = d
-            else:
-                hi = d
-            h = np.log(P) - np.log(N)
-            d, dx, done = _bracketed_step(d, h, dP / P - dN / N, lo, hi, dx)
+            d, lo, hi, dx, done = _bracketed_step(d, P, N, dP, dN, lo, hi, dx, True)
             if done:
                 break
         return d
