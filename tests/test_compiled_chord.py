@@ -237,3 +237,37 @@ def test_start_root_searches_find_the_bisection_roots():
             assert abs(ncharge(d)) <= 1e-12, (k, d)
         else:                                          # no root inside: the edge where the charge is closest to 0
             assert np.sign(ncharge(phi - 6.0)) == np.sign(ncharge(phi + 6.0))
+
+
+def test_film_kept_on_the_first_coarse_grid_skips_the_full_grid_newton():
+    """solver.coarse_grids keeps the film's intervals on the first coarse grid: a resolved 12-interval solution then
+    meets the 24-interval grid's convergence test as interpolated (no Newton step, no factorization there).  On a
+    brackish 5-ion Pitzer + film spread (the throughput benchmark's kind of batch) most cases do, far more than with
+    the film halved with the layer, and the answers are the same to the residual tolerance."""
+    ions = ION_SETS[4]
+    rng = np.random.default_rng(5)
+    B = 200
+    spread = lambda lo, hi: np.exp(rng.uniform(np.log(lo), np.log(hi), B))   # noqa: E731
+    na, mg, ca, so4 = 50 * spread(1 / 3, 3), 10 * spread(1 / 3, 3), 5 * spread(1 / 3, 3), 20 * spread(1 / 3, 3)
+    cat = na + 2 * mg + 2 * ca
+    so4 = np.minimum(so4, 0.45 * cat)
+    conc = dict(zip(["Na+", "Mg+2", "Ca+2", "SO4-2"], [na, mg, ca, so4]))
+    conc["Cl-"] = cat - 2 * so4
+    b = dict(c_feed=np.column_stack([conc[i] for i in ions]), flux_m_s=1e-5 * spread(0.3, 3),
+             pore_radius_m=0.5e-9 * spread(0.8, 1.5), thickness_m=1e-6 * spread(0.5, 2),
+             pore_dielectric=rng.uniform(30, 60, B), charge_density_mol_m3=-50 * spread(0.3, 3),
+             temperature_K=rng.uniform(288, 308, B))
+    opt = TransportOptions(**CONFIGS["pitzer_film"])
+    prm, phi0, scale, grids, film = kernel_inputs(ions, b, opt)
+    assert grids == [6, 12, 24] and film == [6, 16, 16]
+    out = {}
+    for name, f in (("kept", film), ("halved", [4, 8, 16])):
+        counts = np.zeros((B, 3, 2), np.int64)
+        x, st, *_ = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, f, counts=counts)
+        assert (st == compiled.OK).all()
+        out[name] = x, np.mean(counts[:, -1, 0] == 0), counts[:, -1, 1].mean()
+    assert out["kept"][1] >= 0.7 and out["halved"][1] <= 0.4            # no Newton step on the 24-interval grid
+    assert out["kept"][2] <= 0.5 * out["halved"][2]                     # its factorizations per case
+    n = len(ions)
+    cp = [np.exp(out[k][0][:, -(n + 1):-1]) / prm.c_feed for k in ("kept", "halved")]
+    assert np.max(np.abs(cp[0] - cp[1])) <= 1e-10

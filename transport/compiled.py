@@ -54,7 +54,9 @@ Measured (benchmarks/compiled_kernel.py, benchmarks/throughput.py): ~60-90 us pe
 core; rejections equal to the engine's to ~1e-13 in every covered configuration (tests/test_compiled_kernel.py,
 tests/test_compiled_chord.py).  5-ion Pitzer + film batch (B=1000): factorizations per case on the 6/12/24-interval
 grids 8.98/2.09/0.87 with plain Newton from the engine's start, 5.53/1.60/0.86 with chord steps and the floored
-start, 4.54/1.06/0.86 with ``COARSE_TOL`` as well, 2.51/1.06/0.86 with the activity pass of the start; 17 % of the
+start, 4.54/1.06/0.86 with ``COARSE_TOL`` as well, 2.51/1.06/0.86 with the activity pass of the start,
+2.50/0.99/0.16 with the film's 16 intervals kept on the 12-interval grid (:func:`.solver.coarse_grids`: 86 % of the
+cases then meet the 24-interval grid's convergence test as interpolated, with no Newton step there); 17 % of the
 cases needed the flux continuation, 0.1 % now (the film floor).  The Schur complement on the border is factored by LAPACK ``getrf`` (:func:`.compiled_system._getrf`).
 """
 from __future__ import annotations
