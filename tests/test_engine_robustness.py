@@ -211,9 +211,11 @@ def test_recorded_failures_with_absent_ions_converge():
         np.testing.assert_allclose(full.rejection[0, present], direct[24].rejection[0], rtol=0, atol=1e-8)
 
 
-def test_ordinary_cases_are_unchanged_by_the_fallbacks():
+def test_ordinary_cases_are_unchanged_by_the_fallbacks(monkeypatch):
     """Cases that converge without the fallbacks keep the engine's previous answers bit for bit (reference
-    values from the engine before the fallbacks existed; the third case needs the flux continuation)."""
+    values from the engine before the fallbacks existed).  From the unfloored film start (``system.FILM_FLOOR = 0``)
+    the third case needs the flux continuation; the floored start (the default) converges without it, to the same
+    answer."""
     ions = ["Na+", "K+", "Ca+2", "Mg+2", "Cl-", "SO4-2"]
     c = [[40.0, 0.0, 5.0, 4.0, 48.0, 5.0], [10.0, 2.0, 0.0, 1.0, 14.0, 0.0], [100.0, 0.0, 0.0, 0.0, 100.0, 0.0]]
     kw = {"flux_m_s": [2e-6, 3e-5, 6e-5], "pore_radius_m": [0.5e-9, 0.45e-9, 0.6e-9],
@@ -228,8 +230,13 @@ def test_ordinary_cases_are_unchanged_by_the_fallbacks():
                0.0014426657536261123],
               [0.12360290556312103, 0.006961418850450288, nan, 1.0144521121825568e-07, 0.13056452730399123, nan],
               [78.58932203380365, nan, nan, nan, 78.58932203459011, nan]]
-    assert r.converged.all() and list(r.iterations) == [7, 13, 26] and list(r.continuation_steps) == [0, 0, 4]
+    assert r.converged.all() and list(r.iterations) == [7, 13, 13] and list(r.continuation_steps) == [0, 0, 0]
     np.testing.assert_allclose(r.c_perm, before, rtol=1e-12, equal_nan=True)
+    from nanosep.transport import system
+    monkeypatch.setattr(system, "FILM_FLOOR", 0.0)
+    r0 = solve_batch(ions, c, options=DAVIES_FILM.with_(compiled=False), **kw)
+    assert r0.converged.all() and list(r0.iterations) == [7, 13, 26] and list(r0.continuation_steps) == [0, 0, 4]
+    np.testing.assert_allclose(r0.c_perm, before, rtol=1e-12, equal_nan=True)
     assert rk.converged.all() and (rk.solver_path == "compiled").all()
     np.testing.assert_allclose(rk.c_perm, before, rtol=1e-12, equal_nan=True)
 

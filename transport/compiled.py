@@ -40,8 +40,8 @@ is redone with fresh factors), the engine's coarse-grid start (Newton on each gr
 the Chebyshev interpolant of its solution starting the next; the coarse grids to the looser ``COARSE_TOL``, the
 last to ``options.tol``) and, on a grid where Newton fails, the engine's adaptive
 flux continuation from the zero-flux (Donnan equilibrium) solution.  The start is the engine's closed-form one
-(``initial_guess(phi0, "shp")``), built per case in nopython code, with its film profile floored
-(:mod:`.compiled_guess`, ``FILM_FLOOR``) and, for Davies and Pitzer, one more pass with the interface activity
+(``initial_guess(phi0, "shp")``, its film profile floored at ``system.FILM_FLOOR``), built per case in nopython
+code (:mod:`.compiled_guess`) and, for Davies and Pitzer, one more pass with the interface activity
 coefficients in the partitioning (``ACTIVITY_PASSES``).  A case that still fails (the engine's robust continuation and
 present-ion fallbacks are not in the kernel) is returned unconverged; the caller re-solves it with the full engine.
 

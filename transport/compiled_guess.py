@@ -10,10 +10,11 @@ vectorised over the batch in NumPy, holding the GIL (~40 us per 5-ion film case)
 arithmetic for one case, called inside the kernel's per-case solve, so it runs without the GIL and on the kernel's
 threads.  The engine finds both roots by bisection (80 and 70 halvings); here a safeguarded Newton search finds the
 same roots to a few ulp in ~6 evaluations each (:func:`_bracketed_step`), which cut the start from 29 to 15 us per
-5-ion Pitzer + film case.  Covered: the kernel's configurations (no image forces; no polarization or the film).  Two
-departures from the engine's start, both measured to save Newton work and to leave the answers unchanged: the film profile is
-floored (``FILM_FLOOR``), and with Davies or Pitzer activity a further pass puts the interface activity
-coefficients of the first pass into the entrance and exit partitioning (``ACTIVITY_PASSES``).
+5-ion Pitzer + film case.  Covered: the kernel's configurations (no image forces; no polarization or the film).  The
+film profile is floored as the engine's (:data:`.system.FILM_FLOOR`; ``film_floor`` 0 leaves it unfloored).  One
+departure from the engine's start, measured to save Newton work and to leave the answers unchanged: with Davies or
+Pitzer activity a further pass puts the interface activity coefficients of the first pass into the entrance and
+exit partitioning (``ACTIVITY_PASSES``).
 
 Inputs per case (:func:`guess_parameters`): the rows ``GPE`` (layer Peclet number ``min(K_c J_v dx_e / (K_d D_i),
 600)``), ``GKC`` (``K_c``), ``GPEF`` (film ``min(J_v delta / D_i, 600)``, 0 without a film) of a (B, NG, n)
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
-from .system import EXCLUDED_PERMEATE, BatchParameters
+from .system import EXCLUDED_PERMEATE, FILM_FLOOR, BatchParameters  # noqa: F401  (FILM_FLOOR: the engine's)
 
 try:
     from numba import njit
@@ -37,14 +38,6 @@ GPE, GKC, GPEF = range(3)
 NG = 3
 #: film passes of the starting guess (the engine's initial_guess)
 FILM_PASSES = 4
-#: floor of the kernel's film profile, times the feed.  The engine's closed-form film profile
-#: ``c_p + (c_b - c_p) exp(Pe_f y)`` is negative near the wall for an ion whose (clipped) permeate guess exceeds
-#: its feed at a large film Peclet number; ``ln c_w`` is then not finite at the start, Newton fails at once and
-#: the case goes to the flux continuation (17 % of the 5-ion Pitzer + film benchmark cases, ~3x the cost of the
-#: others).  Floored, the start is finite and Newton converges from it (0.3 % continue; measured floors 1e-6,
-#: 1e-2, 0.1, 0.5: 3.3, 0.7, 0.3, 0.1 % continue, the fewest Newton iterations at 0.1-0.5; the answers equal to
-#: 1e-14, the same roots).
-FILM_FLOOR = 0.1
 #: passes of the start that put the interface activity coefficients into the partitioning (Davies, Pitzer): the
 #: engine's start is ideal at the interfaces, so its entry and exit rows are off by ln(g_w / g_0), ln(g_p / g_N)
 #: (about 1 for divalent ions in the 5-ion Pitzer + film batch; Newton's first steps are then damped).  Each pass
@@ -240,7 +233,7 @@ if HAVE_NUMBA:
         bool; gp (NG, n): :func:`guess_parameters`' rows; phi0: the feed's Donnan potential (the first pass's
         wall is the feed); xg (M,): layer node
         positions in [0, 1]; y (Mf,): film nodes (empty without a film); ion, pot: :func:`.compiled._index_maps`;
-        film_floor: > 0 floors the film profile at ``film_floor c_b`` (see ``FILM_FLOOR``), 0 keeps the engine's;
+        film_floor: > 0 floors the film profile at ``film_floor c_b`` (the engine's: ``FILM_FLOOR``), 0 does not;
         akind, ap: the case's activity model (:mod:`.compiled_activity`); act_passes: ``ACTIVITY_PASSES`` (0, or an
         ideal model: the engine's start)."""
         n = z.size

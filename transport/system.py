@@ -50,6 +50,14 @@ from .partitioning import donnan_potential
 
 EXCLUDED_PERMEATE = 1e-30  #: permeate/feed ratio carried for sterically excluded ions (reported as 0)
 TRACE_FRACTION = 1e-10     #: feed share below which an ion is a trace (an absent ion carried at 1e-12)
+#: floor of the closed-form film start (:meth:`DSPMDESystem.initial_guess`), times the feed.  The closed-form film
+#: profile ``c_p + (c_b - c_p) exp(Pe_f y)`` is negative near the wall for an ion whose (clipped) permeate guess
+#: exceeds its feed at a large film Peclet number; ``ln c_w`` is then not finite at the start, Newton fails at once
+#: and the case goes to the flux continuation (17 % of the 5-ion Pitzer + film benchmark cases, ~3x the cost of the
+#: others).  Floored, the start is finite and Newton converges from it (kernel, 0.3 % continue; measured floors 1e-6,
+#: 1e-2, 0.1, 0.5: 3.3, 0.7, 0.3, 0.1 % continue, the fewest Newton iterations at 0.1-0.5; the answers equal to
+#: 1e-14, the same roots); 0 keeps the unfloored profile
+FILM_FLOOR = 0.1
 
 ActivityFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ImageFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -541,6 +549,8 @@ class DSPMDESystem:
             y = chebyshev.nodes(self.Nf)
             pe_f = np.minimum(prm.flux[:, None] * prm.film_thickness[:, None] / prm.diff, 600.0)
             cf = cp[:, :, None] + (prm.c_feed - cp)[:, :, None] * np.exp(pe_f[:, :, None] * y[None, None, :])
+            if FILM_FLOOR > 0:
+                cf = np.maximum(cf, FILM_FLOOR * prm.c_feed[:, :, None])
             x[:, lay["uf"]] = cf.reshape(B, -1)
         elif prm.polarization == "linear":
             x[:, lay["um"]] = c_wall
