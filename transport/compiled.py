@@ -57,7 +57,8 @@ grids 8.98/2.09/0.87 with plain Newton from the engine's start, 5.53/1.60/0.86 w
 start, 4.54/1.06/0.86 with ``COARSE_TOL`` as well, 2.51/1.06/0.86 with the activity pass of the start,
 2.50/0.99/0.16 with the film's 16 intervals kept on the 12-interval grid (:func:`.solver.coarse_grids`: 86 % of the
 cases then meet the 24-interval grid's convergence test as interpolated, with no Newton step there); 17 % of the
-cases needed the flux continuation, 0.1 % now (the film floor).  The Schur complement on the border is factored by LAPACK ``getrf`` (:func:`.compiled_system._getrf`).
+cases needed the flux continuation, 0.1 % now (the film floor).  The Schur complement on the border is factored
+by LAPACK ``getrf`` (:func:`.compiled_system._getrf`).
 """
 from __future__ import annotations
 
@@ -69,10 +70,10 @@ import numpy as np
 from nanosep.errors import InvalidInputError
 
 from .compiled_activity import IDEAL, KIND, activity_parameters  # noqa: F401  (IDEAL: re-exported)
-from .compiled_guess import ACTIVITY_PASSES, FILM_FLOOR, guess_parameters
+from .compiled_guess import ACTIVITY_PASSES, guess_parameters
 from .compiled_system import C0, CB, LNCB, LNCX, LNPHI, NPAR, PE, PEF, QF, Q, S
 from .options import TransportOptions
-from .system import EXCLUDED_PERMEATE, BatchParameters
+from .system import EXCLUDED_PERMEATE, FILM_FLOOR, BatchParameters
 
 log = logging.getLogger(__name__)
 
@@ -394,8 +395,8 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
         GP, Xn = np.zeros((0, 3, n)), np.zeros((0, 1))
     args = (np.ascontiguousarray(x0, float), Ds, Gi, Dfs, Ps, Pfs, Ms, Mfs, np.ascontiguousarray(prm.z, float),
             ion_parameters(prm, scale, phi0), Pcase, akind, np.ascontiguousarray(AP, float), GP, Xn, Y0, tols,
-            int(max_iter), np.array([LIMIT_CORRECTION, chord, film_floor, activity_passes], float), x_out, status, iters, resid,
-            steps, counts)
+            int(max_iter), np.array([LIMIT_CORRECTION, chord, film_floor, activity_passes], float), x_out, status,
+            iters, resid, steps, counts)
     if threads > 1 and B > 1:
         prev = numba.get_num_threads()
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

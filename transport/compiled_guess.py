@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
-from .system import EXCLUDED_PERMEATE, FILM_FLOOR, BatchParameters  # noqa: F401  (FILM_FLOOR: the engine's)
+from .system import EXCLUDED_PERMEATE, BatchParameters
 
 try:
     from numba import njit

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nanosep.errors import InvalidInputError
 from nanosep.units import m_s_to_lmh
 
 from .newton import STRICT_RESIDUAL
@@ -156,7 +157,7 @@ class BatchResult:
             return parts[0]
         for p in parts[1:]:
             if tuple(p.ions) != tuple(parts[0].ions):
-                raise ValueError(f"cannot concatenate results for ions {parts[0].ions} and {p.ions}")
+                raise InvalidInputError(f"cannot concatenate results for ions {parts[0].ions} and {p.ions}")
 
         def stack(name, get):
             vals = [get(p) for p in parts]
@@ -169,7 +170,7 @@ class BatchResult:
         dtype cannot hold ``part``'s values is first promoted as ``concat`` would promote it; a field that is
         None in either becomes None)."""
         if tuple(part.ions) != tuple(self.ions):
-            raise ValueError(f"cannot put results for ions {part.ions} into {self.ions}")
+            raise InvalidInputError(f"cannot put results for ions {part.ions} into {self.ions}")
 
         def write(dst, src):
             if dst is None or src is None:
