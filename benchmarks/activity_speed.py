@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import metadata, print_metadata, results_dir, write_json
+from common import results_dir, start_run, write_json
 from nanosep.transport import solve_batch
 from nanosep.transport.activity import make_activity_model
 from throughput import CONFIGS, IONS, make_batch
@@ -141,10 +141,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="skip the solve_batch profile")
     ap.add_argument("--out", default="activity_speed", help="output stem in results/benchmarks/")
     a = ap.parse_args(argv)
-    import torch   # a hard dependency of nanosep
-    torch.set_num_threads(1)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(1)
     times = call_times(a.batch, a.repeats)
     print(f"\nPitzer, ions {' '.join(IONS)}, concentrations shape (4, {a.batch}, {len(IONS)}); CPU ms, median of {a.repeats}")
     for label, row in times.items():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import metadata, print_metadata, results_dir, write_csv, write_json  # noqa: E402
+from common import results_dir, start_run, write_csv, write_json  # noqa: E402
 from robustness import IONS, sample  # noqa: E402
 
 from nanosep.transport import newton  # noqa: E402
@@ -60,11 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=None)
     a = ap.parse_args(argv)
-    if a.torch_threads:
-        import torch
-        torch.set_num_threads(a.torch_threads)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(a.torch_threads)
     s = sample(a.n)
     idx = np.arange(a.n)
     r = solve(s, idx, OPTIONS, a.workers)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, metadata, print_metadata, results_dir, write_csv, write_json
+from common import REPO, results_dir, start_run, write_csv, write_json
 
 TRUTH = {"pore_radius_nm": 0.55, "thickness_um": 1.5, "pore_dielectric": 42.0, "charge_density_mol_m3": -40.0}
 BOUNDS = {"pore_radius_nm": [0.35, 1.0], "thickness_um": [0.2, 10.0], "pore_dielectric": [25.0, 78.0],
@@ -260,10 +260,7 @@ def main() -> None:
     ap.add_argument("--skip-propagation", action="store_true")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name (characterization[_quick][_TAG].json)")
     args = ap.parse_args()
-    import torch   # a hard dependency of nanosep
-    torch.set_num_threads(1)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(1)
     out = {"meta": meta}
     if not args.skip_timing:
         out["timing"] = timing(args.quick, not args.skip_per_salt)

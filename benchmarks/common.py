@@ -66,6 +66,17 @@ def print_metadata(meta: dict) -> None:
           f"load avg (1/5/15 min) {meta['loadavg_1_5_15']}")
 
 
+def start_run(torch_threads: int | None = 1) -> dict:
+    """A benchmark's first step: torch's intra-op threads set to ``torch_threads`` (None or 0: torch's default
+    kept), then :func:`metadata`, printed and returned (measured after the thread setting, which it records)."""
+    if torch_threads:
+        import torch   # a hard dependency of nanosep
+        torch.set_num_threads(torch_threads)
+    meta = metadata()
+    print_metadata(meta)
+    return meta
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fields: list[str] = []

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import metadata, print_metadata, results_dir, write_json  # noqa: E402
+from common import metadata, results_dir, start_run, write_json  # noqa: E402
 
 from nanosep.ions import IonDatabase  # noqa: E402
 from nanosep.transport import TransportOptions, solve_batch  # noqa: E402
@@ -107,10 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="B = 128 Jacobians, 200-case solves")
     ap.add_argument("--torch-threads", type=int, default=1)
     args = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(args.torch_threads)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(args.torch_threads)
     B = 128 if args.quick else 512
     reps = 2 if args.quick else 3
     part1 = []

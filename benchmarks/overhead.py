@@ -37,7 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import metadata, print_metadata, results_dir, write_json
+from common import results_dir, start_run, write_json
 from nanosep.transport import compiled, solver
 from nanosep.transport.results import BatchResult
 from nanosep.transport.system import DSPMDESystem
@@ -164,10 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--out", default="overhead", help="output stem in results/benchmarks/ (default overhead)")
     a = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(a.torch_threads)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(a.torch_threads)
     batch = make_batch(max(a.batch_sizes))
     clock = time.perf_counter if a.wall_phases else time.thread_time
     meta["phase_clock"] = "wall" if a.wall_phases else "thread CPU"

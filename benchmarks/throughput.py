@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import metadata, print_metadata, results_dir, write_csv, write_json  # noqa: E402
+from common import results_dir, start_run, write_csv, write_json  # noqa: E402
 
 from nanosep.transport import TransportOptions, solve_batch  # noqa: E402
 
@@ -93,11 +93,7 @@ def main(argv=None) -> int:
 
     sizes = a.batch_sizes or ([1, 10, 100, 1000] if a.quick else [1, 10, 100, 1000, 4000])
     nlat = a.latency_repeats or (7 if a.quick else 20)
-    if a.torch_threads:
-        import torch
-        torch.set_num_threads(a.torch_threads)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(a.torch_threads)
     batch = make_batch(max(sizes))
     rows, latency = [], {}
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import LMH, metadata, print_metadata, results_dir
+from benchmarks.common import LMH, results_dir, start_run
 
 IONS = ["Li+", "Mg+2", "Cl-"]
 FEED = np.array([49.0, 84.3, 217.6])
@@ -147,10 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=1, help="QMC table runs (best and median wall time reported)")
     ap.add_argument("--qmc-only", action="store_true", help="skip the EM + bilevel benchmark")
     args = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(args.torch_threads)
-    meta = metadata()
-    print_metadata(meta)
+    meta = start_run(args.torch_threads)
     q = qmc_benchmark(4096, 256 if args.quick else 4096, args.repeats)
     print(f"QMC 4096 samples x 10 fluxes: table {q['table_seconds']:.2f} s wall (CPU {q['table_cpu_seconds']:.2f} s, "
           f"{q['table_nodes']} radii x 10 fluxes solved; median of {len(q['table_runs'])} runs "

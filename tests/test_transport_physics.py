@@ -195,6 +195,13 @@ def test_unknown_ion_names_the_value():
         solve(NF270, {"Xx+": 1.0, "Cl-": 1.0}, flux_m_s=[1e-5])
 
 
+def test_duplicate_ions_by_spelling_are_refused_naming_both():
+    with pytest.raises(InvalidInputError, match=r"duplicate ions in \['Ca\+\+', 'Cl-', 'Ca2\+'\] "
+                       r"\(canonical \['Ca\+2', 'Cl-', 'Ca\+2'\]\)"):
+        solve_batch(["Ca++", "Cl-", "Ca2+"], [1.0, 4.0, 1.0], flux_m_s=1e-5, pore_radius_m=0.5e-9,
+                    thickness_m=1e-6, pore_dielectric=40.0, charge_density_mol_m3=-10.0)
+
+
 @pytest.mark.parametrize("kw,match", [({"flux_m_s": [-1e-5]}, "flux_m_s must be > 0"),
                                       ({"flux_m_s": [np.inf]}, "non-finite"),
                                       ({"temperature_K": 400.0, "flux_m_s": [1e-5]}, "temperature_K=400")])

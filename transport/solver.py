@@ -738,12 +738,12 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     chunk_size, workers: cases are solved in chunks, ``workers`` threads at a time.
     """
     db = ion_db or IonDatabase.default()
-    records = {}   # one database look-up per ion (name canonicalization is not free)
+    records, names = {}, []   # one database look-up per ion (name canonicalization is not free)
     for i in ions:
         rec = db.get(i)
+        names.append(rec.name)
         records.setdefault(rec.name, rec)
-    names = [db.get(i).name for i in ions] if len(records) != len(ions) else list(records)
-    if len(set(names)) != len(names):
+    if len(records) != len(names):
         raise InvalidInputError(f"duplicate ions in {list(ions)} (canonical {names})")
     c = feed_matrix(c_feed, names)
     z = np.array([records[i].charge for i in names], dtype=float)
