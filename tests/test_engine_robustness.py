@@ -211,6 +211,54 @@ def test_recorded_failures_with_absent_ions_converge():
         np.testing.assert_allclose(full.rejection[0, present], direct[24].rejection[0], rtol=0, atol=1e-8)
 
 
+#: robustness.py --quick --pitzer samples 672 and 503 (Pitzer + image forces + film): image forces keep a co-ion out
+#: of the pore (Li+ at ~1e-31, SO4-2 at ~1e-27 of the feed), so the zero-flux start of the flux continuation holds
+#: only below ~1e-33 / ~1e-29 of the flux; from the ordinary passes' floor (1e-14) no step converged
+PITZER_IMAGE = TransportOptions(activity="pitzer", image_forces=True, polarization="film", mass_transfer_m_s=2e-5)
+S672 = dict(c=[0.0021659661312496865, 0.0, 0.6383959729538504, 0.003022970145118414, 0.0, 0.6466078793753369, 0.0,
+               0.0],
+            flux_m_s=1.6636691628405915e-05, pore_radius_m=3.7416013767942785e-10, thickness_m=7.546465991937847e-06,
+            pore_dielectric=24.566473923623562, charge_density_mol_m3=33.71145483106375,
+            temperature_K=318.39089703336356)
+S503 = dict(c=[1.1569081744913747, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5784540872456874],
+            flux_m_s=5.421633755873562e-06, pore_radius_m=3.0233460739254953e-10, thickness_m=9.883014264968789e-06,
+            pore_dielectric=49.84197497367859, charge_density_mol_m3=-25.15509957447648,
+            temperature_K=323.6500355420634)
+
+
+def _solve_pitzer_image(case, **opt):
+    kw = {k: v for k, v in case.items() if k != "c"}
+    return solve_batch(ROBUSTNESS_IONS, [case["c"]], options=PITZER_IMAGE.with_(**opt), strict=False, **kw)
+
+
+def test_image_force_excluded_co_ion_converges_from_the_deep_start():
+    """Sample 672 (X = +34 mol/m3, 0.37 nm, eps_p 25): the last continuation pass starts where the zero-flux solution
+    holds; the answer is resolved, its permeate electroneutral, and the permeate equal under node doubling."""
+    res = {N: _solve_pitzer_image(S672, nodes=N, film_nodes=Nf) for N, Nf in ((24, 16), (48, 32))}
+    present = np.array(S672["c"]) > 0
+    for r in res.values():
+        assert r.converged[0] and not r.unresolved[0] and r.reason[0] == "" and r.continuation_steps[0] > 0
+        cp, z = r.c_perm[0, present], r.charges[present]
+        assert abs(z @ cp) / (np.abs(z) @ cp) < 1e-10
+        assert np.all((r.rejection[0, present] > 1 - 1e-9) & (r.rejection[0, present] <= 1.0))
+    np.testing.assert_allclose(res[48].c_perm[0, present], res[24].c_perm[0, present], rtol=1e-9, atol=0)
+
+
+@pytest.mark.slow
+def test_deep_start_is_what_converges_the_image_force_cases(monkeypatch):
+    """Without the last pass (its floor at the ordinary passes' 1e-14) sample 672 fails with the robust pass's reason;
+    with it, sample 503 (Na2SO4, 0.30 nm) converges with both ions fully rejected (SO4-2 at ~1e-27 mol/m3 in the
+    pore) and a permeate electroneutral on the feed's scale (the rows' scale)."""
+    from nanosep.transport import solver
+    r = _solve_pitzer_image(S503)
+    assert r.converged[0] and not r.unresolved[0]
+    np.testing.assert_array_equal(r.rejection[0, [0, 7]], [1.0, 1.0])
+    assert abs(r.charges @ np.nan_to_num(r.c_perm[0])) / (np.abs(r.charges) @ np.array(S503["c"])) < 1e-10
+    monkeypatch.setattr(solver, "DEEP_START_FLOOR", solver.START_FLOOR)
+    r = _solve_pitzer_image(S672)
+    assert not r.converged[0] and r.reason[0].endswith("from the flux where the zero-flux start holds)")
+
+
 def test_ordinary_cases_are_unchanged_by_the_fallbacks(monkeypatch):
     """Cases that converge without the fallbacks keep the engine's previous answers bit for bit (reference
     values from the engine before the fallbacks existed).  From the unfloored film start (``system.FILM_FLOOR = 0``)

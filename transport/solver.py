@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 EN_RTOL = 1e-6  #: relative electroneutrality tolerance of a feed
 LOG_STEP_CAP = 3.0  #: largest Newton change of a logarithmic unknown in the robust continuation
+#: smallest starting fraction of the drive in the flux continuation's ordinary passes (:func:`_continuation`)
+START_FLOOR = 1e-14
+#: ... in its last fallback pass: none in effect (the start fraction where the zero-flux solution holds)
+DEEP_START_FLOOR = 1e-300
 
 
 # ---------------------------------------------------------------------- validation
@@ -340,28 +344,31 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
     res = rep.residual.copy()
     reason = rep.reason.copy()
     steps = np.zeros(B, int)
-    # cases that fail: flux continuation; those that still fail: the robust continuation (fallback only,
-    # so every case that converges without it keeps exactly its old arithmetic)
-    for robust in (False, True):
+    # cases that fail: flux continuation; those that still fail: the robust continuation, then the robust
+    # continuation from the flux where the zero-flux start holds however small (fallbacks only, so every case
+    # that converges without one keeps exactly its old arithmetic)
+    for robust, floor, also in ((False, START_FLOOR, ""),
+                                (True, START_FLOOR, " (also with log exit unknowns and adaptive row scales)"),
+                                (True, DEEP_START_FLOOR, " (also with log exit unknowns and adaptive row scales, "
+                                                         "from the flux where the zero-flux start holds)")):
         bad = np.flatnonzero(~conv)
         if not bad.size:
             break
         xs, ok, it_sum, n_steps, res_c = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options,
-                                                       nodes, film_nodes, robust=robust)
+                                                       nodes, film_nodes, robust=robust, floor=floor)
         x[bad[ok]] = xs[ok]
         conv[bad[ok]] = True
         iters[bad] += it_sum
         res[bad[ok]] = res_c[ok]
         reason[bad[ok]] = ""
-        reason[bad[~ok]] = ("no convergence with adaptive flux continuation from the zero-flux solution"
-                            + (" (also with log exit unknowns and adaptive row scales)" if robust else ""))
+        reason[bad[~ok]] = "no convergence with adaptive flux continuation from the zero-flux solution" + also
         steps[bad] += n_steps
     return sys_, x, conv, iters, res, reason, steps
 
 
 def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, caps: np.ndarray,
                   options: TransportOptions, nodes: int, film_nodes: int, start: float = 1e-4,
-                  max_steps: int = 200, robust: bool = False):
+                  max_steps: int = 200, robust: bool = False, floor: float = START_FLOOR):
     """Adaptive continuation in ln(flux) (or ln(pressure)) from the exact zero-flux solution.
 
     Every case advances its own fraction ``f`` of the target drive from ``start``
@@ -376,6 +383,12 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     high flux the polarized wall weakens the Donnan exclusion, and a co-ion's pore
     concentration can exceed the feed estimate by 1e8, which put the rows' round-off floor
     above the Newton tolerance).
+
+    The first step is at the fraction ``f0 = 0.05 / max_i(q_i c_b,i / c_pore,i)`` of the drive, where the zero-flux
+    start is close, clipped to ``[floor, start]``.  ``START_FLOOR`` (1e-14) bounds the steps of the ordinary
+    passes; the last fallback (``DEEP_START_FLOOR``) starts where the zero-flux start holds, however small: with
+    image forces a divalent co-ion can enter the pore at 1e-24 to 1e-41 of its feed, which moves that flux down
+    to 1e-26 to 1e-39 of the target, and from 1e-14 not even the first step converged.
     """
     B = prm.batch
     target_flux = prm.flux.copy()
@@ -387,7 +400,7 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     if prm.excluded is not None:
         r_ion = np.where(prm.excluded, 0.0, r_ion)
     ratio = np.max(r_ion, axis=1)
-    f0 = np.clip(0.05 / np.maximum(ratio, 1e-300), 1e-14, start)
+    f0 = np.clip(0.05 / np.maximum(ratio, 1e-300), floor, start)
     lnf = np.log(f0)
     dln = -lnf / 6.0
     work = prm.take(np.arange(B))
