@@ -354,6 +354,11 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
         bad = np.flatnonzero(~conv)
         if not bad.size:
             break
+        reason[bad] = "no convergence with adaptive flux continuation from the zero-flux solution" + also
+        if floor < START_FLOOR:   # where the floor did not bind, the robust pass already started there: not again
+            bad = bad[_start_fraction(prm.take(bad), scale[bad], floor) < START_FLOOR]
+            if not bad.size:
+                break
         xs, ok, it_sum, n_steps, res_c = _continuation(prm.take(bad), scale[bad], phi0[bad], caps, options,
                                                        nodes, film_nodes, robust=robust, floor=floor)
         x[bad[ok]] = xs[ok]
@@ -361,7 +366,6 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
         iters[bad] += it_sum
         res[bad[ok]] = res_c[ok]
         reason[bad[ok]] = ""
-        reason[bad[~ok]] = "no convergence with adaptive flux continuation from the zero-flux solution" + also
         steps[bad] += n_steps
     return sys_, x, conv, iters, res, reason, steps
 
@@ -393,14 +397,7 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     B = prm.batch
     target_flux = prm.flux.copy()
     target_p = None if prm.pressure is None else prm.pressure.copy()
-    # the zero-flux (equilibrium) solution is close only while convection cannot outrun the
-    # exclusion-limited diffusion: q_i c_b,i / c_pore,i << 1 for every ion (q_i = J_v L / (K_d D_i))
-    q = (target_flux * prm.thickness)[:, None] / (prm.kd * prm.diff)
-    r_ion = q * prm.c_feed / scale
-    if prm.excluded is not None:
-        r_ion = np.where(prm.excluded, 0.0, r_ion)
-    ratio = np.max(r_ion, axis=1)
-    f0 = np.clip(0.05 / np.maximum(ratio, 1e-300), floor, start)
+    f0 = _start_fraction(prm, scale, floor, start)
     lnf = np.log(f0)
     dln = -lnf / 6.0
     work = prm.take(np.arange(B))
@@ -457,6 +454,18 @@ def _continuation(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, cap
     if robust:
         x = log_unknowns.from_log(x, mask)
     return x, ok, its, steps, res
+
+
+def _start_fraction(prm: BatchParameters, scale: np.ndarray, floor: float, start: float = 1e-4) -> np.ndarray:
+    """The flux continuation's first fraction of the drive (B,): ``0.05 / max_i(q_i c_b,i / c_pore,i)``, clipped to
+    ``[floor, start]``.  The zero-flux (equilibrium) solution is close only while convection cannot outrun the
+    exclusion-limited diffusion, ``q_i c_b,i / c_pore,i << 1`` for every ion (``q_i = J_v L / (K_d D_i)``, the pore
+    concentration estimated by the row scale ``scale`` [mol/m3]; sterically excluded ions do not count)."""
+    q = (prm.flux * prm.thickness)[:, None] / (prm.kd * prm.diff)
+    r_ion = q * prm.c_feed / scale
+    if prm.excluded is not None:
+        r_ion = np.where(prm.excluded, 0.0, r_ion)
+    return np.clip(0.05 / np.maximum(np.max(r_ion, axis=1), 1e-300), floor, start)
 
 
 def _attach_subsetting(system: DSPMDESystem) -> None:
