@@ -24,7 +24,7 @@ PYNUMERO_BUILD_COMMAND = (
     "python -m pyomo.contrib.pynumero.build "
     f"-DASL_INCLUDE_DIR={ASL_INCLUDE_DIR} -DASL_LIBRARY={ASL_LIBRARY}"
 )
-PIP_INSTALL_CYIPOPT = 'pip install "cyipopt-wheels>=1.5"'
+PIP_INSTALL_CYIPOPT = 'pip install "cyipopt-wheels>=1.7.0.dev0"'
 
 #: Options every :func:`ipopt_solver` starts from; callers override any key.
 #: Ipopt's own acceptable_constr_viol_tol (1e-2) would let "Solved To
