@@ -16,9 +16,10 @@ import pytest
 pytest.importorskip("numba")
 
 from nanosep.transport import TransportOptions, chebyshev, compiled, solve_batch, solver
+from nanosep.transport.compiled_activity import activity_parameters
 from nanosep.transport.compiled_guess import guess_parameters, shp_guess
 from nanosep.transport.newton import STRICT_RESIDUAL
-from nanosep.transport.system import FILM_FLOOR, DSPMDESystem
+from nanosep.transport.system import ACTIVITY_PASSES, FILM_FLOOR, DSPMDESystem
 from test_compiled_kernel import ION_SETS, wide_batch
 
 from nanosep.ions import IonDatabase
@@ -70,7 +71,11 @@ def test_kernel_rejections_equal_engine(agreement):
     for ions, re, rk in out:
         both = re.converged & rk.converged
         assert both.mean() >= 0.95, (name, ions)
-        assert np.max(np.abs(rk.rejection - re.rejection)[both]) <= 1e-10, (name, ions)
+        # strictly converged in both: 1e-10; a case one of them accepts by the precision-limit rule (BatchResult.loose,
+        # its answer as good as its error estimate, 1e-6 of each unknown): 1e-8, as in the chord test below
+        strict = both & ~re.loose & ~rk.loose
+        assert np.max(np.abs(rk.rejection - re.rejection)[strict]) <= 1e-10, (name, ions)
+        assert np.max(np.abs(rk.rejection - re.rejection)[both & ~strict], initial=0.0) <= 1e-8, (name, ions)
         kern = both & np.char.startswith(rk.solver_path.astype(str), "compiled") & (rk.solver_path != "compiled->engine")
         assert kern.mean() >= 0.9, (name, ions)
         n_cont += int(np.sum(kern & (rk.continuation_steps > 0)))
@@ -121,10 +126,12 @@ def test_chord_equals_plain_newton_and_factors_less(name):
     assert c_chord[ok, -1, 1].mean() <= 1.5                                 # the 24-interval grid: ~1 per case
 
 
-@pytest.mark.parametrize("name", ["ideal_none", "pitzer_film"])
-def test_kernel_start_equals_engine_initial_guess(name):
+@pytest.mark.parametrize("name, passes", [("ideal_none", None), ("pitzer_film", 0), ("pitzer_film", None),
+                                          ("davies_film", None)])
+def test_kernel_start_equals_engine_initial_guess(name, passes):
     """shp_guess (nopython, per case) against DSPMDESystem.initial_guess(phi0, "shp"), mapped grids and excluded
-    ions included: equal to it with the film floor (the engine's, system.FILM_FLOOR); without, the unfloored profile."""
+    ions included: equal to it with the film floor (the engine's, system.FILM_FLOOR); without, the unfloored profile;
+    with the interface activity pass (system.ACTIVITY_PASSES, passes=None) and without it (0)."""
     opt = TransportOptions(**CONFIGS[name], grid_map_peclet=1e-3)
     for k, ions in enumerate(ION_SETS):
         b = wide_batch(ions, 40, seed=70 + k)
@@ -132,7 +139,9 @@ def test_kernel_start_equals_engine_initial_guess(name):
         prm, phi0, scale, grids, film = kernel_inputs(ions, b, opt)
         Nf = film[0] if film else opt.film_nodes
         sys_ = DSPMDESystem(prm, grids[0], Nf, scale)
-        ref = sys_.initial_guess(phi0, "shp")
+        ref = sys_.initial_guess(phi0, "shp", activity_passes=passes)
+        akind, ap = activity_parameters(prm)
+        act = ACTIVITY_PASSES if passes is None else passes
         n, M, Mf = len(ions), grids[0] + 1, (Nf + 1) if film else 0
         ion, pot = compiled._index_maps(n, M, Mf)
         y = chebyshev.nodes(Nf) if film else np.zeros(0)
@@ -142,7 +151,7 @@ def test_kernel_start_equals_engine_initial_guess(name):
             x = np.zeros_like(ref)
             for i in range(prm.batch):
                 shp_guess(x[i], prm.z, prm.c_feed[i], prm.ln_phi_fixed[i], float(prm.charge[i]), exc[i], gp[i],
-                          float(phi0[i]), sys_.x_nodes[i], y, ion, pot, floor, 0, np.zeros(1), 0)
+                          float(phi0[i]), sys_.x_nodes[i], y, ion, pot, floor, akind, ap[i], act)
             uf = np.zeros(x.shape[1], bool)
             uf[ion[:, :Mf].ravel()] = True
             rest = ~uf if not floor else np.ones(x.shape[1], bool)    # the engine's start has the floor

@@ -41,8 +41,8 @@ the Chebyshev interpolant of its solution starting the next; the coarse grids to
 last to ``options.tol``) and, on a grid where Newton fails, the engine's adaptive
 flux continuation from the zero-flux (Donnan equilibrium) solution.  The start is the engine's closed-form one
 (``initial_guess(phi0, "shp")``, its film profile floored at ``system.FILM_FLOOR``), built per case in nopython
-code (:mod:`.compiled_guess`) and, for Davies and Pitzer, one more pass with the interface activity
-coefficients in the partitioning (``ACTIVITY_PASSES``).  A case that still fails (the engine's robust continuation and
+code (:mod:`.compiled_guess`), for Davies and Pitzer with the engine's pass that puts the interface activity
+coefficients into the partitioning (:data:`.system.ACTIVITY_PASSES`).  A case that still fails (the engine's robust continuation and
 present-ion fallbacks are not in the kernel) is returned unconverged; the caller re-solves it with the full engine.
 
 Modules: :mod:`.compiled_system` (residual, structured factorization and solve of one case),

@@ -12,10 +12,9 @@ threads.  The engine finds both roots by bisection (80 and 70 halvings); here a 
 same roots to ~1e-15 in 4-5 evaluations on a typical case (:func:`_bracketed_step`; a root beyond the bracket is
 approached by halvings, as by the bisection), which cut the start from 29 to 15 us per
 5-ion Pitzer + film case.  Covered: the kernel's configurations (no image forces; no polarization or the film).  The
-film profile is floored as the engine's (:data:`.system.FILM_FLOOR`; ``film_floor`` 0 leaves it unfloored).  One
-departure from the engine's start, measured to save Newton work and to leave the answers unchanged: with Davies or
-Pitzer activity a further pass puts the interface activity coefficients of the first pass into the entrance and
-exit partitioning (``ACTIVITY_PASSES``).
+film profile is floored as the engine's (:data:`.system.FILM_FLOOR`; ``film_floor`` 0 leaves it unfloored).  With Davies or
+Pitzer activity, as the engine's, further passes put the interface activity coefficients of the last pass into the
+entrance and exit partitioning (:data:`.system.ACTIVITY_PASSES`).
 
 Inputs per case (:func:`guess_parameters`): the rows ``GPE`` (layer Peclet number ``min(K_c J_v dx_e / (K_d D_i),
 600)``), ``GKC`` (``K_c``), ``GPEF`` (film ``min(J_v delta / D_i, 600)``, 0 without a film) of a (B, NG, n)
@@ -26,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
-from .system import EXCLUDED_PERMEATE, BatchParameters
+from .system import ACTIVITY_PASSES, EXCLUDED_PERMEATE, BatchParameters  # noqa: F401 (ACTIVITY_PASSES: re-exported)
 
 try:
     from numba import njit
@@ -39,15 +38,6 @@ GPE, GKC, GPEF = range(3)
 NG = 3
 #: film passes of the starting guess (the engine's initial_guess)
 FILM_PASSES = 4
-#: passes of the start that put the interface activity coefficients into the partitioning (Davies, Pitzer): the
-#: engine's start is ideal at the interfaces, so its entry and exit rows are off by ln(g_w / g_0), ln(g_p / g_N)
-#: (about 1 for divalent ions in the 5-ion Pitzer + film batch; Newton's first steps are then damped).  Each pass
-#: evaluates ln gamma at the last pass's wall, pore entrance, pore exit and permeate and solves the start again
-#: with ``ln Phi + ln g_w - ln g_0`` at the entrance (its Donnan potential re-solved) and ``ln Phi + ln g_p - ln g_N``
-#: at the exit (one film pass: the wall is the last pass's).  0: the engine's start.  Measured on the 5-ion
-#: Pitzer + film batch: factorizations / iterations on the 6-interval grid 4.54 / 6.42 -> 2.51 / 4.65 (ideal: 2.6 /
-#: 4.45), kernel time -10 %; 2 passes 2.47 / 4.43, 3 passes no better; the answers equal to 2.5e-15 in rejection.
-ACTIVITY_PASSES = 1
 #: safeguarded Newton root searches of the start (Donnan potential, exit jump): stop when the step is below this,
 #: relative (the engine bisects to adjacent doubles; the roots agree to a few ulp), and the evaluation budget
 #: (a root outside the bracket is approached by halvings: ~60 evaluations)
@@ -269,8 +259,9 @@ if HAVE_NUMBA:
                 if excluded[i]:
                     x[ion[i, Mf + k]] = 0.0
                 else:
-                    e = np.exp(gp[GPE, i] * (xg[k] - 1.0))
-                    x[ion[i, Mf + k]] = np.exp(np.log(_nmax(cinf + (kphi[i] * cp[i] - cinf) * e, 1e-300)))
+                    t = gp[GPE, i] * (xg[k] - 1.0)   # the engine's weighted sum of the two ends (no cancellation)
+                    e = np.exp(t)
+                    x[ion[i, Mf + k]] = np.exp(np.log(_nmax(cinf * -np.expm1(t) + kphi[i] * cp[i] * e, 1e-300)))
             cpi = EXCLUDED_PERMEATE * cb[i] if excluded[i] else cp[i]
             x[ion[i, K - 1]] = np.log(cpi)
             for j in range(Mf):

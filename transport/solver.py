@@ -6,7 +6,8 @@ system of :mod:`.system` and solves it with the batched Newton method of
 with half the nodes of the next): Newton on the coarsest grid from the closed-form
 guess, then on each finer grid from the interpolant of the coarser solution, so
 that the full grid typically needs one Newton iteration; the answer is always the
-full grid's.  On every grid, cases that fail from their starting point are
+full grid's.  On every grid, cases that fail from the closed-form start with the interface activity
+coefficients (:data:`.system.ACTIVITY_PASSES`) try the ideal start; cases that fail from their starting point are
 re-solved by continuation in the water flux (or applied pressure) from the exact
 zero-flux (Donnan equilibrium) solution; cases that fail that too are re-solved by a robust
 continuation (logarithmic permeate-end unknowns, adaptive row scales), and a case that still fails
@@ -42,6 +43,7 @@ from nanosep.errors import ConvergenceError, ElectroneutralityError, InvalidInpu
 from nanosep.ions import IonDatabase
 
 from . import chebyshev, compiled, grid_map, log_unknowns
+from . import system as _system
 from .hindrance import hindrance
 from .newton import newton, single_thread_torch
 from .options import TransportOptions
@@ -321,7 +323,8 @@ def coarse_grids(options: TransportOptions) -> list[tuple[int, int]]:
 
 def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, nodes: int, film_nodes: int,
                 start=None):
-    """Newton from the closed-form guess (or a coarse solution), then flux continuation for the failures."""
+    """Newton from the closed-form guess (or a coarse solution), from the ideal closed-form guess where the one with
+    the interface activity coefficients failed, then flux continuation for the failures."""
     B = prm.batch
     sys_ = DSPMDESystem(prm, nodes, film_nodes, scale)
     caps = sys_.step_caps()
@@ -343,6 +346,20 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
     iters = rep.iterations.copy()
     res = rep.residual.copy()
     reason = rep.reason.copy()
+    # cases that fail from the start with the interface activity pass (system.ACTIVITY_PASSES) try the ideal
+    # start before the continuation: every case that converged from it before the pass existed still does (on
+    # robustness.py --quick sample 790 the continuation from the failed pass found a coarse-grid solution that
+    # did not continue to the full grid)
+    retry = np.flatnonzero(~conv & (np.ones(B, bool) if start is None else ~start[2]))
+    if retry.size and prm.activity is not None and _system.ACTIVITY_PASSES > 0:
+        rsys = DSPMDESystem(prm.take(retry), nodes, film_nodes, scale[retry])
+        _attach_subsetting(rsys)
+        xr, rr = newton(make_eval(rsys), rsys.initial_guess(phi0[retry], "shp", activity_passes=0), caps,
+                        options.tol, options.max_iter, rsys.norm_weights(),
+                        factorize=rsys.factorizer(options.bordered_min_unknowns))
+        iters[retry] += rr.iterations
+        ok = retry[rr.converged]
+        x[ok], conv[ok], res[ok], reason[ok] = xr[rr.converged], True, rr.residual[rr.converged], ""
     steps = np.zeros(B, int)
     # cases that fail: flux continuation; those that still fail: the robust continuation, then the robust
     # continuation from the flux where the zero-flux start holds however small (fallbacks only, so every case
