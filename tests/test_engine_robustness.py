@@ -487,3 +487,33 @@ def test_ideal_start_is_tried_before_the_continuation(monkeypatch):
     r0 = solve_batch(ROBUSTNESS_IONS, [S790["c"]], options=DAVIES_FILM.with_(compiled=False), strict=False, **kw)
     np.testing.assert_allclose(r.rejection[0, present], r0.rejection[0, present], rtol=0, atol=1e-10)
     assert r.unresolved[0] == r0.unresolved[0]     # flagged as before (its flux-balance gap)
+
+
+def test_activity_pass_that_is_not_finite_keeps_the_last_pass():
+    """robustness.py --quick --pitzer sample 208 (CaCl2 at 0.24 mol/m3, X = -310 mol/m3, 0.34 nm; absent ions carried
+    at 1e-12 of the total, as solve_batch does): Pitzer's ln gamma at the first pass's interfaces gives a start that is
+    not finite.  That case keeps the ideal pass (the same start bit for bit), without warnings; the others take the
+    activity pass."""
+    import warnings
+    opt = TransportOptions(activity="pitzer", image_forces=True, polarization="film", mass_transfer_m_s=2e-5)
+    db = IonDatabase.default()
+    ions = ROBUSTNESS_IONS
+    z = np.array([db.get(i).charge for i in ions], float)
+    c = np.array([[0.0, 0.0, 0.0, 0.23905424026886235, 0.0, 0.47810848053772464, 0.0, 0.0],
+                  [0.0, 0.0, 0.0, 0.23905424026886235, 0.0, 0.47810848053772464, 0.0, 0.0]])
+    c = np.where(c > 0, c, 1e-12 * c.sum(axis=1, keepdims=True))
+    one = lambda a, b: np.array([a, b])
+    prm = build_parameters(ions, z, np.array([db.get(i).stokes_radius_m for i in ions]),
+                           np.array([db.get(i).diffusivity_m2_s for i in ions]), c,
+                           one(5.379389341724243e-06, 5.379389341724243e-06), one(3.3977196076884866e-10, 0.6e-9),
+                           one(2.4413069544442542e-06, 1e-6), one(30.707350224256516, 40.0),
+                           one(-310.4165834374726, -50.0), one(290.95831640586255, 298.15), opt)
+    phi0 = donnan_potential(prm.z, prm.c_feed, prm.ln_phi_fixed, prm.charge)
+    sys_ = DSPMDESystem(prm, 6, 6, ion_scale(prm, phi0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = sys_.initial_guess(phi0, "shp")
+    x0 = sys_.initial_guess(phi0, "shp", activity_passes=0)
+    assert np.isfinite(x).all()
+    assert np.array_equal(x[0], x0[0])             # sample 208: the ideal pass kept
+    assert not np.array_equal(x[1], x0[1])         # an ordinary case (0.6 nm, X = -50): the activity pass taken

@@ -581,10 +581,17 @@ class DSPMDESystem:
             c0, cp, kphi, delta, prof = pore_pass(c_wall, ln_fixed, ln_fixed, donnan_phi0, ln_fixed)
             c_used, c_wall = c_wall, next_wall(cp)
         for _ in range(act):                  # the activity passes: the last pass's wall, its interface ln gamma
-            lg = self._activity(np.stack([c_used, c0, kphi * cp, cp]), jacobian=False)[0]
-            ln_in, ln_out = ln_fixed + lg[0] - lg[1], ln_fixed + lg[3] - lg[2]
-            donnan_phi0 = donnan_potential(z, c_used, ln_in, prm.charge)
-            c0, cp, kphi, delta, prof = pore_pass(c_used, ln_in, ln_out, donnan_phi0, ln_fixed)
+            # a case whose pass is not finite (ln gamma extrapolated far outside its range) keeps the last pass
+            with np.errstate(over="ignore", invalid="ignore"):
+                lg = self._activity(np.stack([c_used, c0, kphi * cp, cp]), jacobian=False)[0]
+                ln_in, ln_out = ln_fixed + lg[0] - lg[1], ln_fixed + lg[3] - lg[2]
+                phi_a = donnan_potential(z, c_used, ln_in, prm.charge)
+                new = pore_pass(c_used, ln_in, ln_out, phi_a, ln_fixed)
+            good = np.isfinite(phi_a) & np.isfinite(new[3]) & np.isfinite(new[1]).all(axis=1)
+            good &= ~np.isnan(new[4]).any(axis=(1, 2)) & ~np.isposinf(new[4]).any(axis=(1, 2))
+            c0, cp, kphi, delta, prof = (np.where(good.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+                                         for a, b in zip(new, (c0, cp, kphi, delta, prof)))
+            donnan_phi0 = np.where(good, phi_a, donnan_phi0)
             c_wall = next_wall(cp)
         if prm.excluded is not None and prm.excluded.any():
             prof = np.where(prm.excluded[:, :, None], -np.inf, prof)
