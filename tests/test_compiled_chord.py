@@ -189,7 +189,7 @@ def test_kernel_defaults_equal_plain_newton_on_the_wide_spread(name, k):
 
 @pytest.mark.parametrize("name", ["ideal_film", "pitzer_film"])
 def test_activity_start_cuts_coarse_factorizations_and_keeps_the_answer(name):
-    """The start with the interface activity coefficients (compiled_guess.ACTIVITY_PASSES): for Pitzer, fewer
+    """The start with the interface activity coefficients (system.ACTIVITY_PASSES): for Pitzer, fewer
     factorizations on the first grid (the engine's ideal start leaves the entry/exit rows off by ~ln(g_w / g_0)) and
     the same answer to tol; for ideal activity the pass does nothing (bit-identical solutions and counts)."""
     opt = TransportOptions(**CONFIGS[name])

@@ -70,10 +70,10 @@ import numpy as np
 from nanosep.errors import InvalidInputError
 
 from .compiled_activity import IDEAL, KIND, activity_parameters  # noqa: F401  (IDEAL: re-exported)
-from .compiled_guess import ACTIVITY_PASSES, guess_parameters
+from .compiled_guess import guess_parameters
 from .compiled_system import C0, CB, LNCB, LNCX, LNPHI, NPAR, PE, PEF, QF, Q, S
 from .options import TransportOptions
-from .system import EXCLUDED_PERMEATE, FILM_FLOOR, BatchParameters
+from .system import ACTIVITY_PASSES, EXCLUDED_PERMEATE, FILM_FLOOR, BatchParameters
 
 log = logging.getLogger(__name__)
 

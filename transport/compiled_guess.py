@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
-from .system import ACTIVITY_PASSES, EXCLUDED_PERMEATE, BatchParameters  # noqa: F401 (ACTIVITY_PASSES: re-exported)
+from .system import EXCLUDED_PERMEATE, BatchParameters
 
 try:
     from numba import njit
@@ -201,7 +201,7 @@ if HAVE_NUMBA:
     @njit(cache=True, nogil=True)
     def _activity_ratios(akind, ap, z, ln_fixed, cw, c0, cp, kphi, lin, lout):
         """``lin = ln Phi + ln g_w - ln g_0``, ``lout = ln Phi + ln g_p - ln g_N`` at the wall cw, pore entrance c0,
-        pore exit ``kphi c_p`` and permeate cp of the last start pass (:data:`ACTIVITY_PASSES`)."""
+        pore exit ``kphi c_p`` and permeate cp of the last start pass (:data:`.system.ACTIVITY_PASSES`)."""
         n = z.size
         lg = np.zeros((4, n))
         dlg = np.zeros((n, n))

@@ -335,13 +335,16 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
             return sub.evaluate(xs, jac)
         return ev
 
-    _attach_subsetting(sys_)
+    def newton_from(system, x0):
+        _attach_subsetting(system)
+        return newton(make_eval(system), x0, caps, options.tol, options.max_iter, system.norm_weights(),
+                      factorize=system.factorizer(options.bordered_min_unknowns))
+
     x0 = sys_.initial_guess(phi0, "shp")
     if start is not None:
         csys, xc, cconv = start
         x0[cconv] = sys_.prolong(xc[cconv], csys)
-    x, rep = newton(make_eval(sys_), x0, caps, options.tol, options.max_iter, sys_.norm_weights(),
-                    factorize=sys_.factorizer(options.bordered_min_unknowns))
+    x, rep = newton_from(sys_, x0)
     conv = rep.converged.copy()
     iters = rep.iterations.copy()
     res = rep.residual.copy()
@@ -353,10 +356,7 @@ def _solve_grid(prm: BatchParameters, options: TransportOptions, phi0, scale, no
     retry = np.flatnonzero(~conv & (np.ones(B, bool) if start is None else ~start[2]))
     if retry.size and prm.activity is not None and _system.ACTIVITY_PASSES > 0:
         rsys = DSPMDESystem(prm.take(retry), nodes, film_nodes, scale[retry])
-        _attach_subsetting(rsys)
-        xr, rr = newton(make_eval(rsys), rsys.initial_guess(phi0[retry], "shp", activity_passes=0), caps,
-                        options.tol, options.max_iter, rsys.norm_weights(),
-                        factorize=rsys.factorizer(options.bordered_min_unknowns))
+        xr, rr = newton_from(rsys, rsys.initial_guess(phi0[retry], "shp", activity_passes=0))
         iters[retry] += rr.iterations
         ok = retry[rr.converged]
         x[ok], conv[ok], res[ok], reason[ok] = xr[rr.converged], True, rr.residual[rr.converged], ""
