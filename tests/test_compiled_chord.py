@@ -15,7 +15,14 @@ import pytest
 
 pytest.importorskip("numba")
 
-from nanosep.transport import TransportOptions, chebyshev, compiled, solve_batch, solver
+from nanosep.transport import (
+    TransportOptions,
+    chebyshev,
+    compiled,
+    solve_batch,
+    solver,
+    system,
+)
 from nanosep.transport.compiled_activity import activity_parameters
 from nanosep.transport.compiled_guess import guess_parameters, shp_guess
 from nanosep.transport.newton import STRICT_RESIDUAL
@@ -164,6 +171,69 @@ def test_kernel_start_equals_engine_initial_guess(name, passes):
                 if not floor:   # the unfloored profile: the engine's wherever that is above the floor
                     above = cf > lim
                     assert np.allclose(cf[above], cref[above], rtol=1e-8, atol=0) and np.all(cf <= cref * (1 + 1e-8))
+
+
+def sample_208_inputs():
+    """robustness.py --quick --pitzer sample 208 without image forces (a kernel case; CaCl2 at 0.24 mol/m3, X = -310
+    mol/m3, 0.34 nm, absent ions at 1e-12 of the total as solve_batch carries them), beside an ordinary case."""
+    ions = ["Na+", "K+", "Li+", "Ca+2", "Mg+2", "Cl-", "NO3-", "SO4-2"]
+    c = np.zeros((2, 8))
+    c[:, 3], c[:, 5] = 0.23905424026886235, 0.47810848053772464
+    c = np.where(c > 0, c, 1e-12 * c.sum(axis=1, keepdims=True))
+    two = lambda a, b: np.array([a, b])
+    b = {"c_feed": c, "flux_m_s": two(5.379389341724243e-06, 5.379389341724243e-06),
+         "pore_radius_m": two(3.3977196076884866e-10, 0.6e-9), "thickness_m": two(2.4413069544442542e-06, 1e-6),
+         "pore_dielectric": two(30.707350224256516, 40.0), "charge_density_mol_m3": two(-310.4165834374726, -50.0),
+         "temperature_K": two(290.95831640586255, 298.15)}
+    return ions, b
+
+
+def test_kernel_start_keeps_the_last_pass_when_the_activity_pass_is_not_finite():
+    """Sample 208 (no image forces): Pitzer's ln gamma at the first pass's interfaces gives a pass that is not finite.
+    The kernel's start keeps the ideal pass, as the engine's does, and equals the engine's start; the ordinary case
+    takes the activity pass in both.  Without the guard the kernel's start of case 0 is not finite."""
+    import warnings
+    opt = TransportOptions(activity="pitzer", **FILM)
+    ions, b = sample_208_inputs()
+    prm, phi0, scale, grids, film = kernel_inputs(ions, b, opt)
+    sys_ = DSPMDESystem(prm, grids[0], film[0], scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = sys_.initial_guess(phi0, "shp")
+    ideal = sys_.initial_guess(phi0, "shp", activity_passes=0)
+    assert np.array_equal(ref[0], ideal[0]) and not np.array_equal(ref[1], ideal[1])
+    akind, ap = activity_parameters(prm)
+    ion, pot = compiled._index_maps(len(ions), grids[0] + 1, film[0] + 1)
+    gp = guess_parameters(prm)
+    exc = prm.excluded if prm.excluded is not None else np.zeros(prm.c_feed.shape, bool)   # SO4-2 at 0.34 nm
+    x = np.zeros_like(ref)
+    for i in range(2):
+        shp_guess(x[i], prm.z, prm.c_feed[i], prm.ln_phi_fixed[i], float(prm.charge[i]), exc[i], gp[i],
+                  float(phi0[i]), sys_.x_nodes[i], chebyshev.nodes(film[0]), ion, pot, FILM_FLOOR, akind, ap[i], 1)
+    assert np.isfinite(x).all()
+    rel = np.abs(x - ref) / np.maximum(np.abs(ref), 1e-300)
+    assert np.max(rel) <= 1e-12
+
+
+def test_kernel_reads_the_start_settings_at_call_time(monkeypatch):
+    """system.ACTIVITY_PASSES and system.FILM_FLOOR set at run time change the kernel as they change the engine: the
+    kernel's counts and answers then equal those of the explicit arguments, and differ from the defaults'."""
+    opt = TransportOptions(**CONFIGS["pitzer_film"])
+    ions = ION_SETS[4]
+    prm, phi0, scale, grids, film = kernel_inputs(ions, wide_batch(ions, 30, seed=211), opt)
+
+    def run(**kw):
+        counts = np.zeros((prm.batch, len(grids), 2), np.int64)
+        x, st, *_ = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, counts=counts, **kw)
+        return x, st, counts
+
+    _, _, c_def = run()
+    x_arg, _, c_arg = run(activity_passes=0, film_floor=0.5)
+    monkeypatch.setattr(system, "ACTIVITY_PASSES", 0)
+    monkeypatch.setattr(system, "FILM_FLOOR", 0.5)
+    x_set, _, c_set = run()
+    assert np.array_equal(c_set, c_arg) and np.array_equal(x_set, x_arg, equal_nan=True)
+    assert not np.array_equal(c_set, c_def)
 
 
 @pytest.mark.parametrize("name, k", [("ideal_none", 3), ("ideal_none", 1), ("pitzer_film", 3)])

@@ -69,11 +69,12 @@ import numpy as np
 
 from nanosep.errors import InvalidInputError
 
+from . import system
 from .compiled_activity import IDEAL, KIND, activity_parameters  # noqa: F401  (IDEAL: re-exported)
 from .compiled_guess import guess_parameters
 from .compiled_system import C0, CB, LNCB, LNCX, LNPHI, NPAR, PE, PEF, QF, Q, S
 from .options import TransportOptions
-from .system import ACTIVITY_PASSES, EXCLUDED_PERMEATE, FILM_FLOOR, BatchParameters
+from .system import EXCLUDED_PERMEATE, BatchParameters
 
 log = logging.getLogger(__name__)
 
@@ -375,8 +376,9 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
     Pcase = np.column_stack([prm.charge, cscale, phi0]).astype(float)
     akind, AP = activity_parameters(prm)
     chord = CHORD_CONTRACTION if chord is None else chord
-    film_floor = FILM_FLOOR if film_floor is None else film_floor
-    activity_passes = ACTIVITY_PASSES if activity_passes is None else int(activity_passes)
+    # read at call time, as the engine's start does: setting system.FILM_FLOOR or .ACTIVITY_PASSES changes both
+    film_floor = system.FILM_FLOOR if film_floor is None else film_floor
+    activity_passes = system.ACTIVITY_PASSES if activity_passes is None else int(activity_passes)
     tols = np.full(Ms.size, float(tol))
     coarse_tol = COARSE_TOL if coarse_tol is None else coarse_tol
     if coarse_tol is not None and Ms.size > 1:   # a tuple's last entry belongs to the grid before the last

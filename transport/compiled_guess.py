@@ -218,6 +218,17 @@ if HAVE_NUMBA:
             lout[i] = ln_fixed[i] + lg[3, i] - lg[2, i]
 
     @njit(cache=True, nogil=True)
+    def _finite_pass(dphi, delta, cp, kphi):
+        """True if a start pass is usable: its potentials, permeate and exit values ``kphi c_p`` finite (the
+        engine's test in :meth:`.system.DSPMDESystem.initial_guess`)."""
+        if not (np.isfinite(dphi) and np.isfinite(delta)):
+            return False
+        for i in range(cp.size):
+            if not (np.isfinite(cp[i]) and np.isfinite(kphi[i] * cp[i])):
+                return False
+        return True
+
+    @njit(cache=True, nogil=True)
     def shp_guess(x, z, cb, ln_fixed, X, excluded, gp, phi0, xg, y, ion, pot, film_floor, akind, ap, act_passes):
         """Write :meth:`.system.DSPMDESystem.initial_guess` (``"shp"``) of one case into x (engine layout).
 
@@ -248,11 +259,23 @@ if HAVE_NUMBA:
         lin = ln_fixed.copy()                  # entrance: ln Phi (+ ln g_w - ln g_0)
         lout = ln_fixed.copy()                 # exit: ln Phi (+ ln g_p - ln g_N)
         npass = 1 + (act_passes if akind != IDEAL else 0)
+        dphi = delta = 0.0
+        keep = np.empty((3, n))                # the last pass's c0, cp, kphi
         for apass in range(npass):
             if apass > 0:
                 _activity_ratios(akind, ap, z, ln_fixed, cw, c0, cp, kphi, lin, lout)
-            dphi, delta = _start_passes(z, cb, lin, lout, X, kc, ex, gp, passes if apass == 0 else 1,
-                                        phi0 if apass == 0 else np.nan, charged, cw, c0, cp, kphi)
+                keep[0, :] = c0
+                keep[1, :] = cp
+                keep[2, :] = kphi
+            d, dl = _start_passes(z, cb, lin, lout, X, kc, ex, gp, passes if apass == 0 else 1,
+                                  phi0 if apass == 0 else np.nan, charged, cw, c0, cp, kphi)
+            if apass > 0 and not _finite_pass(d, dl, cp, kphi):
+                # ln gamma extrapolated far outside its range: keep the last pass, as the engine does
+                c0[:] = keep[0]
+                cp[:] = keep[1]
+                kphi[:] = keep[2]
+                break
+            dphi, delta = d, dl
         for i in range(n):
             cinf = cp[i] / kc[i]
             for k in range(M):

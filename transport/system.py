@@ -49,6 +49,9 @@ from .equilibrium import interface_equilibrium
 from .partitioning import donnan_potential
 
 EXCLUDED_PERMEATE = 1e-30  #: permeate/feed ratio carried for sterically excluded ions (reported as 0)
+#: smallest concentration [mol/m3] whose ``d ln c / dc = 1 / c`` enters the Jacobian (a pore-end concentration below
+#: it, e.g. a co-ion at 1e-310 at the exit of a strongly charged pore at high flux, would overflow 1 / c to inf)
+TINY_C = 1e-300
 TRACE_FRACTION = 1e-10     #: feed share below which an ion is a trace (an absent ion carried at 1e-12)
 #: floor of the closed-form film start (:meth:`DSPMDESystem.initial_guess`), times the feed.  The closed-form film
 #: profile ``c_p + (c_b - c_p) exp(Pe_f y)`` is negative near the wall for an ion whose (clipped) permeate guess
@@ -355,9 +358,9 @@ class DSPMDESystem:
         if self.neutral:
             F[:, i_pp] = pp
         if jacobian:
-            J[:, r0, r0] += 1.0 / c0
+            J[:, r0, r0] += 1.0 / np.maximum(c0, TINY_C)   # d ln c / dc, finite below 1/TINY_C
             J[:, r0, rows_p[0]] = z[None, :]
-            J[:, rows_v, rN] += 1.0 / cN
+            J[:, rows_v, rN] += 1.0 / np.maximum(cN, TINY_C)
             J[:, rows_v, rows_v] -= 1.0
             J[:, rows_v, rows_p[-1]] = z[None, :]
             J[:, rows_v, i_pp] = -z[None, :]
