@@ -191,6 +191,19 @@ def test_g_functions_series_and_closed_form_agree():
     assert pitzer_g(np.array(0.0), NumpyOps) == 1.0 and pitzer_gprime(np.array(0.0), NumpyOps) == 0.0
 
 
+def test_g_functions_at_huge_arguments_beside_small_ones_do_not_overflow():
+    """Newton's excursions put ``x = alpha sqrt(I)`` far out (I up to ~1e40 mol/kg in robustness --pitzer) in the same
+    array as small x: the series branch, which only small x use, must not be evaluated (and overflow) at the others."""
+    import warnings
+    x = np.array([1e-3, 1e25, 1e100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g, gp = pitzer_g(x, NumpyOps), pitzer_gprime(x, NumpyOps)
+    assert g[0] == pitzer_g(x[:1], NumpyOps)[0] and gp[0] == pitzer_gprime(x[:1], NumpyOps)[0]   # series, alone
+    np.testing.assert_allclose(g[1:], 2 / x[1:] ** 2, rtol=1e-12)      # g -> 2 / x^2, g' -> -2 / x^2
+    np.testing.assert_allclose(gp[1:], -2 / x[1:] ** 2, rtol=1e-12)
+
+
 def test_temperature_function_and_extreme_temperatures():
     coeffs = (0.07534, 9598.4, 35.48, -0.058731, 1.798e-05, -500000.0)  # NaCl beta0, PHREEQC 2025
     assert phreeqc_temperature_function(coeffs, 298.15) == 0.07534

@@ -37,7 +37,8 @@ class NumpyOps:
         if not np.any(small):
             return closed(x)
         x_big = np.where(small, 2.0 * threshold, x)
-        return np.where(small, series(x), closed(x_big))
+        x_small = np.where(small, x, 0.0)      # the series only where it is used (no overflow in the other branch)
+        return np.where(small, series(x_small), closed(x_big))
 
     @staticmethod
     def floor(x: Any, tiny: float) -> Any:
