@@ -323,6 +323,28 @@ def test_precision_limit_rule_is_recorded_and_capped():
         assert list(rep2.converged) == [False, True] and rep2.reason[0] == "damping below minimum"
 
 
+def test_newton_norms_of_a_huge_correction_do_not_overflow():
+    """A Jacobian of 1e-200 on a step residual gives corrections of 1e200, whose squares in the scaled norms overflowed
+    (RuntimeWarnings; seen in robustness.py -n 10000).  The norms are then inf without a warning, that case ends
+    unconverged with finite unknowns, and the other case of the batch converges as alone."""
+    import warnings
+    cube = _stalling_problem()
+
+    def ev(x, idx, jac):
+        F = np.where(idx[:, None] == 0, np.where(x < 1.0, -1.0, 1.0), x**3 - 3.0)
+        if not jac:
+            return F
+        J = np.where(idx[:, None, None] == 0, 1e-200, 3.0 * x[:, :, None] ** 2)
+        return F, J
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, rep = newton_rules.newton(ev, np.ones((2, 1)) * [[0.0], [1.0]], np.array([10.0]), max_iter=20)
+        x1, rep1 = newton_rules.newton(cube, np.ones((2, 1)), np.array([10.0]), max_iter=20)
+    assert list(rep.converged) == [False, True] and rep.reason[0] and np.isfinite(x).all()
+    assert x[1, 0] == x1[1, 0] and rep.iterations[1] == rep1.iterations[1]
+
+
 # (these tests check Newton's precision-limit rule on the 24-node grid, so the automatic refinement, which
 # re-solves this case on 48 nodes where it converges strictly, is switched off: resolution_tol=None)
 # sample 620 of benchmarks/robustness.py (seed 20240611): converges with a stalled residual ~2e-4 (rows with

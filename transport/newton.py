@@ -155,7 +155,8 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         # the caps limit the largest damping factor: lam <= 1 / max_j(|dx_j| / cap_j)
         lam_max = 1.0 / np.maximum(np.max(np.abs(np.where(np.isfinite(dx), dx, 0.0)) / caps[None, :], axis=1), 1.0)
         w = wts[active]
-        ndx = np.sqrt(np.mean((dx / w) ** 2, axis=1))
+        with np.errstate(over="ignore"):            # a finite correction beyond 1e154: its norm is inf (huge)
+            ndx = np.sqrt(np.mean((dx / w) ** 2, axis=1))
         edx = np.max(np.abs(dx / w), axis=1)        # max-norm error estimate (precision-limit rule)
         # error-oriented convergence (NLEQ-ERR): the Newton correction estimates the error of x;
         # when it is negligible in the scaled norm the residual is at its round-off floor
@@ -177,7 +178,8 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
             dbar = np.full_like(trial, np.inf)
             if good.any():
                 dbar[good] = fac.take(pend[good]).solve(-Ft[good])
-            nbar = np.sqrt(np.mean((dbar / w[pend]) ** 2, axis=1))
+            with np.errstate(over="ignore"):
+                nbar = np.sqrt(np.mean((dbar / w[pend]) ** 2, axis=1))
             acc = good & (nbar <= (1.0 - lam / 4.0) * ndx[pend]) | (ndx[pend] < 1e-13)
             xa[pend[acc]] = trial[acc]
             accepted[pend[acc]] = True
