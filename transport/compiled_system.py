@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
+from .system import TINY_C
 
 try:  # numba is a dependency, but the engine must keep working without it
     from numba import njit
@@ -334,7 +335,7 @@ if HAVE_NUMBA:
                 E[Mf, Mf - 1] = -zi
             inv = 1.0 / P[S, i]
             excluded = P[LNCX, i] != 0.0
-            A[Mf, Mf] = inv if excluded else 1.0 / x[idx[Mf]]
+            A[Mf, Mf] = inv if excluded else 1.0 / max(x[idx[Mf]], TINY_C)   # d ln c / dc, as the engine's
             E[Mf, Mf] = zi
             for k in range(1, M):
                 r = Mf + k
@@ -345,7 +346,7 @@ if HAVE_NUMBA:
                     E[r, Mf + m] = zi * c * dk * inv
                 A[r, r] += (zi * Dp[k] - P[PE, i]) * inv
                 A[r, K - 1] = P[Q, i] * cp * inv
-            A[K - 1, Mf + N] = 1.0 / x[idx[Mf + N]] if not excluded else 0.0
+            A[K - 1, Mf + N] = 1.0 / max(x[idx[Mf + N]], TINY_C) if not excluded else 0.0
             A[K - 1, K - 1] = -1.0
             E[K - 1, Mf + N] = zi
             E[K - 1, K - 1] = -zi
