@@ -345,6 +345,40 @@ def test_newton_norms_of_a_huge_correction_do_not_overflow():
     assert x[1, 0] == x1[1, 0] and rep.iterations[1] == rep1.iterations[1]
 
 
+def test_newton_rejects_a_step_whose_correction_grows_beyond_the_overflow_range():
+    """The monotonicity test compares two huge norms: a correction of 1e200 at x and a simplified correction of
+    1e250 at the trial point.  Their squares overflowed, both norms were inf, and ``inf <= inf`` accepted the step,
+    which cycled to the iteration limit.  The norms are now finite, the step is rejected and the damping shrinks."""
+    def ev(x, idx, jac):
+        F = np.where(x < 1.0, -1.0, 1e50)
+        return (F, np.full(x.shape + (1,), 1e-200)) if jac else F
+
+    x, rep = newton_rules.newton(ev, np.zeros((1, 1)), np.array([10.0]), max_iter=20)
+    assert rep.reason[0] == "damping below minimum" and rep.iterations[0] < 20
+    assert 0.9 < x[0, 0] < 1.0            # the accepted (small) steps walk up to the jump, never across it
+
+
+def test_scaled_norms_are_exact_and_finite_for_huge_finite_corrections():
+    """The engine's and the kernel's overflow-safe scaled rms norms equal the plain formula where it does not
+    overflow, stay finite (not inf) for corrections of 1e200, and are inf only for a non-finite entry."""
+    pytest.importorskip("numba")
+    from nanosep.transport.compiled_newton import _scaled_rms, _step_norms
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=(4, 7)) * np.array([[1.0], [1e-150], [1e100], [0.0]])
+    w = rng.uniform(0.5, 2.0, size=7)
+    plain = np.sqrt(np.mean((e / w) ** 2, axis=1))
+    np.testing.assert_allclose(newton_rules.scaled_rms(e / w), plain, rtol=1e-14)
+    for row, ref in zip(e, plain):
+        assert _scaled_rms(row, w, np.max(np.abs(row / w))) == pytest.approx(ref, rel=1e-14, abs=0.0)
+    huge = np.array([[1e200, -3e200, 2e200]])
+    ref = 1e200 * np.sqrt(np.mean(np.array([1.0, 9.0, 4.0])))
+    assert newton_rules.scaled_rms(huge)[0] == pytest.approx(ref, rel=1e-14)
+    finite, _big, ndx, edx = _step_norms(huge[0], np.full(3, np.inf), np.ones(3))
+    assert finite and ndx == pytest.approx(ref, rel=1e-14) and edx == 3e200
+    assert newton_rules.scaled_rms(np.array([[1.0, np.inf]]))[0] == np.inf
+    assert newton_rules.scaled_rms(np.array([[1.0, np.nan]]))[0] == np.inf
+
+
 # (these tests check Newton's precision-limit rule on the 24-node grid, so the automatic refinement, which
 # re-solves this case on 48 nodes where it converges strictly, is switched off: resolution_tol=None)
 # sample 620 of benchmarks/robustness.py (seed 20240611): converges with a stalled residual ~2e-4 (rows with

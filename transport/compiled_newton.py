@@ -32,16 +32,27 @@ if HAVE_NUMBA:
         """(finite, largest |dx_j| / cap_j (at least 1), scaled rms ||dx||, scaled max norm) of a correction."""
         m = dx.size
         big = 1.0
-        ss = 0.0
         edx = 0.0
         for j in range(m):
             if not np.isfinite(dx[j]):
                 return False, 1.0, np.inf, np.inf
             big = max(big, abs(dx[j]) / caps[j])
-            e = abs(dx[j]) / wts[j]
+            edx = max(edx, abs(dx[j]) / wts[j])
+        return True, big, _scaled_rms(dx, wts, edx), edx
+
+    @njit(cache=True, nogil=True)
+    def _scaled_rms(v, wts, vmax):
+        """Root mean square of ``v / wts`` given its largest magnitude ``vmax``, without overflow (the engine's
+        :func:`.newton.scaled_rms`): inf only if ``vmax`` is."""
+        if not np.isfinite(vmax):
+            return np.inf
+        if vmax == 0.0:
+            return 0.0
+        ss = 0.0
+        for j in range(v.size):
+            e = v[j] / wts[j] / vmax
             ss += e * e
-            edx = max(edx, e)
-        return True, big, np.sqrt(ss / m), edx
+        return vmax * np.sqrt(ss / v.size)
 
     @njit(cache=True, nogil=True)
     def _newton(x, D, gi, Df, gf, z, P, X, cscale, akind, ap, tol, max_iter, limit_correction, theta_max):
@@ -141,13 +152,13 @@ if HAVE_NUMBA:
                     for j in range(m):
                         Ft[j] = -Ft[j]
                     _solve(Ft, dbar, z, cscale, cpf, ion, pot, Mf, LU, piv, W, Sc, spiv, Bx)   # current factors
-                    ss = 0.0
+                    bmax = 0.0
                     for j in range(m):
-                        e = dbar[j] / wts[j]
-                        ss += e * e
-                    nbar = np.sqrt(ss / m)
-                    if not np.isfinite(nbar):
-                        nbar = np.inf
+                        if not np.isfinite(dbar[j]):
+                            bmax = np.inf
+                            break
+                        bmax = max(bmax, abs(dbar[j]) / wts[j])
+                    nbar = _scaled_rms(dbar, wts, bmax)
                 if (good and nbar <= (1.0 - lam / 4.0) * ndx) or (fresh and ndx < 1e-13):
                     if not good:              # accepted at round-off although the residual there is not finite
                         return False, it + 1, np.inf, nfac

@@ -101,6 +101,19 @@ class DenseLU:
         return torch.linalg.lu_solve(self.lu, self.piv, torch.from_numpy(rhs)[..., None]).numpy()[..., 0]
 
 
+def scaled_rms(e: np.ndarray) -> np.ndarray:
+    """Row-wise root mean square of the scaled corrections ``e`` (B, m), without overflow.
+
+    The rows are divided by their largest magnitude before squaring, so a finite correction of any size
+    (up to 1.8e308) has a finite norm and the monotonicity test compares two finite numbers; only a
+    non-finite entry gives inf."""
+    mx = np.max(np.abs(e), axis=1)
+    scale = np.where(np.isfinite(mx) & (mx > 0.0), mx, 1.0)
+    with np.errstate(invalid="ignore"):
+        rms = scale * np.sqrt(np.mean((e / scale[:, None]) ** 2, axis=1))
+    return np.where(np.isfinite(mx), rms, np.inf)
+
+
 def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-11,
            max_iter: int = 60, weights: np.ndarray | None = None,
            min_damping: float = 1e-6, limit_residual: float = 1e-3,
@@ -155,8 +168,7 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         # the caps limit the largest damping factor: lam <= 1 / max_j(|dx_j| / cap_j)
         lam_max = 1.0 / np.maximum(np.max(np.abs(np.where(np.isfinite(dx), dx, 0.0)) / caps[None, :], axis=1), 1.0)
         w = wts[active]
-        with np.errstate(over="ignore"):            # a finite correction beyond 1e154: its norm is inf (huge)
-            ndx = np.sqrt(np.mean((dx / w) ** 2, axis=1))
+        ndx = scaled_rms(dx / w)
         edx = np.max(np.abs(dx / w), axis=1)        # max-norm error estimate (precision-limit rule)
         # error-oriented convergence (NLEQ-ERR): the Newton correction estimates the error of x;
         # when it is negligible in the scaled norm the residual is at its round-off floor
@@ -178,8 +190,7 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
             dbar = np.full_like(trial, np.inf)
             if good.any():
                 dbar[good] = fac.take(pend[good]).solve(-Ft[good])
-            with np.errstate(over="ignore"):
-                nbar = np.sqrt(np.mean((dbar / w[pend]) ** 2, axis=1))
+            nbar = scaled_rms(dbar / w[pend])
             acc = good & (nbar <= (1.0 - lam / 4.0) * ndx[pend]) | (ndx[pend] < 1e-13)
             xa[pend[acc]] = trial[acc]
             accepted[pend[acc]] = True
