@@ -595,6 +595,7 @@ class DSPMDESystem:
             c0, cp, kphi, delta, prof = (np.where(good.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
                                          for a, b in zip(new, (c0, cp, kphi, delta, prof)))
             donnan_phi0 = np.where(good, phi_a, donnan_phi0)
+        if act and prm.polarization == "linear":  # the linear film's wall unknowns start at the last permeate's wall
             c_wall = next_wall(cp)
         if prm.excluded is not None and prm.excluded.any():
             prof = np.where(prm.excluded[:, :, None], -np.inf, prof)
