@@ -109,8 +109,7 @@ def scaled_rms(e: np.ndarray) -> np.ndarray:
     non-finite entry gives inf."""
     mx = np.max(np.abs(e), axis=1)
     scale = np.where(np.isfinite(mx) & (mx > 0.0), mx, 1.0)
-    with np.errstate(invalid="ignore"):
-        rms = scale * np.sqrt(np.mean((e / scale[:, None]) ** 2, axis=1))
+    rms = scale * np.sqrt(np.mean((e / scale[:, None]) ** 2, axis=1))
     return np.where(np.isfinite(mx), rms, np.inf)
 
 
