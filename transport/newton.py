@@ -101,13 +101,13 @@ class DenseLU:
         return torch.linalg.lu_solve(self.lu, self.piv, torch.from_numpy(rhs)[..., None]).numpy()[..., 0]
 
 
-def scaled_rms(e: np.ndarray) -> np.ndarray:
+def scaled_rms(e: np.ndarray, emax: np.ndarray | None = None) -> np.ndarray:
     """Row-wise root mean square of the scaled corrections ``e`` (B, m), without overflow.
 
-    The rows are divided by their largest magnitude before squaring, so a finite correction of any size
-    (up to 1.8e308) has a finite norm and the monotonicity test compares two finite numbers; only a
-    non-finite entry gives inf."""
-    mx = np.max(np.abs(e), axis=1)
+    The rows are divided by their largest magnitude (``emax``, (B,), if the caller has it) before squaring, so a
+    finite correction of any size (up to 1.8e308) has a finite norm and the monotonicity test compares two finite
+    numbers; only a non-finite entry gives inf."""
+    mx = np.max(np.abs(e), axis=1) if emax is None else emax
     scale = np.where(np.isfinite(mx) & (mx > 0.0), mx, 1.0)
     rms = scale * np.sqrt(np.mean((e / scale[:, None]) ** 2, axis=1))
     return np.where(np.isfinite(mx), rms, np.inf)
@@ -167,8 +167,9 @@ def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-1
         # the caps limit the largest damping factor: lam <= 1 / max_j(|dx_j| / cap_j)
         lam_max = 1.0 / np.maximum(np.max(np.abs(np.where(np.isfinite(dx), dx, 0.0)) / caps[None, :], axis=1), 1.0)
         w = wts[active]
-        ndx = scaled_rms(dx / w)
-        edx = np.max(np.abs(dx / w), axis=1)        # max-norm error estimate (precision-limit rule)
+        e = dx / w
+        edx = np.max(np.abs(e), axis=1)             # max-norm error estimate (precision-limit rule)
+        ndx = scaled_rms(e, edx)
         # error-oriented convergence (NLEQ-ERR): the Newton correction estimates the error of x;
         # when it is negligible in the scaled norm the residual is at its round-off floor
         floor = ok & (ndx < 1e-10) & (r[keep] < 1e-6)
