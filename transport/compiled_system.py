@@ -59,12 +59,14 @@ if HAVE_NUMBA:
                     A[k, j] = A[p, j]
                     A[p, j] = t
             inv = 1.0 / A[k, k]
-            for r in range(k + 1, m):
-                f = A[r, k] * inv
-                A[r, k] = f
+            Ak = A[k]                         # row views: numba vectorizes the row update through them, not
+            for r in range(k + 1, m):         # through A[r, j] (same operations, same order: bit-identical)
+                Ar = A[r]
+                f = Ar[k] * inv
+                Ar[k] = f
                 if f != 0.0:
                     for j in range(k + 1, m):
-                        A[r, j] -= f * A[k, j]
+                        Ar[j] -= f * Ak[j]
         return True
 
     @njit(cache=True, nogil=True)
