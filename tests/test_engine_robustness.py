@@ -1,4 +1,6 @@
 """Engine numerics: coarse-grid start (exactness on the full grid), interpolation, residual-only evaluation."""
+import warnings
+
 import numpy as np
 import pytest
 from nanosep.transport import Membrane, TransportOptions, chebyshev, solve, solve_batch
@@ -377,6 +379,11 @@ def test_scaled_norms_are_exact_and_finite_for_huge_finite_corrections():
     assert finite and ndx == pytest.approx(ref, rel=1e-14) and edx == 3e200
     assert newton_rules.scaled_rms(np.array([[1.0, np.inf]]))[0] == np.inf
     assert newton_rules.scaled_rms(np.array([[1.0, np.nan]]))[0] == np.inf
+    with warnings.catch_warnings():       # a non-finite entry next to a huge finite one: inf, and no overflow warning
+        warnings.simplefilter("error")
+        mixed = newton_rules.scaled_rms(np.array([[1e300, np.inf], [-1e200, np.nan], [1e300, 2e300]]))
+    assert mixed[0] == np.inf and mixed[1] == np.inf
+    assert mixed[2] == pytest.approx(1e300 * np.sqrt(2.5), rel=1e-14)
 
 
 # (these tests check Newton's precision-limit rule on the 24-node grid, so the automatic refinement, which

@@ -108,9 +108,11 @@ def scaled_rms(e: np.ndarray, emax: np.ndarray | None = None) -> np.ndarray:
     finite correction of any size (up to 1.8e308) has a finite norm and the monotonicity test compares two finite
     numbers; only a non-finite entry gives inf."""
     mx = np.max(np.abs(e), axis=1) if emax is None else emax
-    scale = np.where(np.isfinite(mx) & (mx > 0.0), mx, 1.0)
-    rms = scale * np.sqrt(np.mean((e / scale[:, None]) ** 2, axis=1))
-    return np.where(np.isfinite(mx), rms, np.inf)
+    fin = np.isfinite(mx)
+    scale = np.where(fin & (mx > 0.0), mx, 1.0)
+    q = np.where(fin[:, None], e / scale[:, None], 0.0)   # rows with a non-finite entry are not squared (their
+    rms = scale * np.sqrt(np.mean(q * q, axis=1))           # other entries may be huge): no overflow warning
+    return np.where(fin, rms, np.inf)
 
 
 def newton(evaluate: EvalFn, x0: np.ndarray, caps: np.ndarray, tol: float = 1e-11,
