@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_activity import IDEAL
-from .compiled_system import C0, CB, LNCB, LNCX, PE, PEF, QF, Q, S, F_INT_nptype
+from .compiled_system import C0, CB, LNCB, LNCX, PE, PEF, QF, F_INT_nptype, Q, S
 
 try:  # numba is a dependency, but the engine must keep working without it
     from numba import njit
@@ -152,13 +152,7 @@ if HAVE_NUMBA:
                     for j in range(m):
                         Ft[j] = -Ft[j]
                     _solve(Ft, dbar, z, cscale, cpf, ion, pot, Mf, LU, piv, W, Sc, spiv, Bx)   # current factors
-                    bmax = 0.0
-                    for j in range(m):
-                        if not np.isfinite(dbar[j]):
-                            bmax = np.inf
-                            break
-                        bmax = max(bmax, abs(dbar[j]) / wts[j])
-                    nbar = _scaled_rms(dbar, wts, bmax)
+                    nbar = _step_norms(dbar, caps, wts)[2]    # inf if not finite
                 if (good and nbar <= (1.0 - lam / 4.0) * ndx) or (fresh and ndx < 1e-13):
                     if not good:              # accepted at round-off although the residual there is not finite
                         return False, it + 1, np.inf, nfac
