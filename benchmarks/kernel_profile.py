@@ -5,7 +5,8 @@ case).  The kernel's inputs are taken from one ``solve_batch`` call (``compiled.
 call only), so they are exactly what the product passes.  Then, in this process:
 
 * ``kernel``: ``compiled.solve_cases`` on the whole grid sequence, median over ``--repeats`` (us per case), with
-  the Newton iterations and Jacobian factorizations per case on each grid;
+  the kernel's own counts per case on each grid: Newton iterations, Jacobian factorizations, residual
+  evaluations (damping trials included) and Newton corrections;
 * per grid (the sequence cut after that grid, so the states are the kernel's own converged ones), on
   ``--sample`` cases spread over the batch: the cost of one residual (``_residual``, with d ln gamma / d c), of
   its activity part alone (ln gamma and its Jacobian at the four interface points), of one factorization
@@ -15,8 +16,10 @@ call only), so they are exactly what the product passes.  Then, in this process:
   border is ~98 % dense);
 * the work of those operations in multiply-adds (element updates the loops perform on the real blocks) and the
   rate they run at (GFMA/s);
-* ``model``: per case, iterations x (residual + 2 corrections) + factorizations x factorization on each grid,
-  against the measured kernel time (the rest: the start, prolongation, damping retries).
+* ``model``: per case, residual evaluations x residual + corrections x correction + factorizations x
+  factorization on each grid (the counted operations at their hot-loop cost), against the measured kernel time
+  (the rest: the start, prolongation, the per-call set-up and the operations running slower inside a whole
+  solve than in a hot loop).
 
 Timings are the best of 3 runs of a compiled loop of ``--reps`` calls.  The host's speed changes by up to ~1.8x
 from minute to minute on the shared VMs this was written on: compare figures from one run only, and hosts by the
@@ -171,7 +174,7 @@ def profile(config: str, B: int, repeats: int, sample: int, reps: int) -> dict:
     film = film_grids is not None
     times, counts = [], None
     for _ in range(repeats):
-        cnt = np.zeros((B, len(grids), 2), np.int64)
+        cnt = np.zeros((B, len(grids), 4), np.int64)
         t0 = time.perf_counter()
         compiled.solve_cases(prm, scale, phi0, None, grids, tol, budget, 1, film_grids, counts=cnt)
         times.append((time.perf_counter() - t0) / B * 1e6)
@@ -237,11 +240,12 @@ def profile(config: str, B: int, repeats: int, sample: int, reps: int) -> dict:
         getrf_us = (_best_us(_loop_lu, (S0, S0.copy(), np.empty(Kb, F_INT_nptype), True), reps)
                     - _best_us(_loop_copy, (S0, S0.copy()), reps))
         med = {k: float(np.median(v)) for k, v in per.items()}
-        its, facs = counts[:, g, 0].mean(), counts[:, g, 1].mean()
+        its, facs, nres, ncor = counts[:, g].mean(axis=0)
         row = {
             "grid": g, "layer_intervals": grids[g], "film_intervals": film_grids[g] if film else 0,
             "unknowns": (n + 1) * (M + Mf) + n + 1, "K_block": K, "Kb_border": Kb,
             "iterations_per_case": float(its), "factorizations_per_case": float(facs),
+            "residuals_per_case": float(nres), "corrections_per_case": float(ncor),
             "residual_us": med["residual"], "activity_us": med["activity"], "factor_us": med["factor"],
             "solve_us": med["solve"], "block_lu_us": med["block_lu"], "block_W_us": med["block_W"],
             "border_getrf_us": getrf_us,
@@ -252,7 +256,7 @@ def profile(config: str, B: int, repeats: int, sample: int, reps: int) -> dict:
         row["border_gfma_s"] = row["border_fma"] / getrf_us / 1e3
         row["factor_share_blocks"] = n * (med["block_lu"] + med["block_W"]) / med["factor"]
         row["factor_share_border"] = getrf_us / med["factor"]
-        row["model_us_per_case"] = (its * (med["residual"] + 2 * med["solve"]) + facs * med["factor"])
+        row["model_us_per_case"] = nres * med["residual"] + ncor * med["solve"] + facs * med["factor"]
         row["model_factor_us_per_case"] = facs * med["factor"]
         rows.append(row)
     model = sum(r["model_us_per_case"] for r in rows)
@@ -280,12 +284,14 @@ def main(argv=None) -> int:
         print(f"\n{config}: kernel {res['kernel_us_per_case']:.0f} us per case (median of {a.repeats}); model "
               f"{res['model_us_per_case']:.0f} us ({res['model_us_per_case'] / res['kernel_us_per_case']:.0%}), of "
               f"which factorizations {res['factor_us_per_case']:.0f} us")
-        print(f"{'grid':>10} {'K':>3} {'Kb':>3} {'its':>5} {'facs':>5} {'resid':>6} {'(act)':>6} {'factor':>7} "
+        print(f"{'grid':>10} {'K':>3} {'Kb':>3} {'its':>5} {'facs':>5} {'res':>5} {'cor':>5} {'resid':>6} "
+              f"{'(act)':>6} {'factor':>7} "
               f"{'solve':>6} | {'LU/ion':>6} {'GF/s':>5} {'W/ion':>6} {'GF/s':>5} {'border':>6} {'GF/s':>5} | "
               f"{'us/case':>7}")
         for r in res["grids"]:
             print(f"{r['layer_intervals']:>5}/{r['film_intervals']:<4} {r['K_block']:>3} {r['Kb_border']:>3} "
-                  f"{r['iterations_per_case']:>5.2f} {r['factorizations_per_case']:>5.2f} {r['residual_us']:>6.1f} "
+                  f"{r['iterations_per_case']:>5.2f} {r['factorizations_per_case']:>5.2f} "
+                  f"{r['residuals_per_case']:>5.2f} {r['corrections_per_case']:>5.2f} {r['residual_us']:>6.1f} "
                   f"{r['activity_us']:>6.1f} {r['factor_us']:>7.1f} {r['solve_us']:>6.1f} | "
                   f"{r['block_lu_us']:>6.1f} {r['block_lu_gfma_s']:>5.2f} {r['block_W_us']:>6.1f} "
                   f"{r['block_W_gfma_s']:>5.2f} {r['border_getrf_us']:>6.1f} {r['border_gfma_s']:>5.2f} | "

@@ -100,7 +100,7 @@ def test_chord_equals_plain_newton_and_factors_less(name):
     prm, phi0, scale, grids, film = kernel_inputs(ions, b, opt)
     x0 = DSPMDESystem(prm, grids[0], film[0] if film else opt.film_nodes, scale).initial_guess(phi0, "shp")
     B, G = prm.batch, len(grids)
-    c_plain, c_chord = np.zeros((B, G, 2), np.int64), np.zeros((B, G, 2), np.int64)
+    c_plain, c_chord = np.zeros((B, G, 4), np.int64), np.zeros((B, G, 4), np.int64)
     xp, sp, ip, rp, steps_p = compiled.solve_cases(prm, scale, phi0, x0, grids, opt.tol, None, 1, film, chord=0.0,
                                             coarse_tol=opt.tol, film_floor=0.0, counts=c_plain)
     xc, sc, ic, rc, steps_c = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, counts=c_chord)
@@ -128,6 +128,24 @@ def test_chord_equals_plain_newton_and_factors_less(name):
     assert np.all(fc <= ic + G + steps_c)
     assert np.all(c_chord[ok, -1, 1] >= 1 * (c_chord[ok, -1, 0] > 0))      # a Newton step needs one factorization
     assert fc[ok].sum() < fp[ok].sum()
+    # residual evaluations and corrections (columns 2, 3).  Plain Newton, where no continuation ran (one Newton
+    # solve per grid): each factorization is followed by exactly one correction dx, each trial point by one
+    # residual and, where that residual is finite, one simplified correction; so corrections - factorizations =
+    # finite trials <= trials = residuals - 1 (the start's), with equality where every trial was finite (a damped
+    # trial from a far start can leave the domain: ~5 % of the first grid's solves here, ~1 % of the later grids')
+    one = ok & (steps_p == 0)
+    its_p, fac_p, res_p, cor_p = (c_plain[one, :, k] for k in range(4))
+    assert np.all(res_p >= np.maximum(its_p, 1)) and np.all(cor_p - fac_p <= res_p - 1)
+    exact = cor_p - fac_p == res_p - 1
+    assert exact.mean() >= 0.85 and exact[:, 1:].mean() >= 0.95
+    assert np.all((cor_p - fac_p >= its_p - 1) & (cor_p >= 2 * its_p - 1))   # >= 1 trial per iteration but a last
+    # chord: every factorization is followed by a correction; a chord step's correction is the last simplified one
+    assert np.all(c_chord[ok, :, 3] >= c_chord[ok, :, 1]) and np.all(c_chord[ok, :, 2] >= 1)
+    assert c_chord[ok, :, 3].sum() < c_plain[ok, :, 3].sum() + c_plain[ok, :, 2].sum()
+    # the two extra columns change nothing: a 2-column run gives the same answers and the same first columns
+    c2 = np.zeros((B, G, 2), np.int64)
+    x2, *_ = compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, counts=c2)
+    assert np.array_equal(c2, c_chord[..., :2]) and np.array_equal(x2, xc, equal_nan=True)
     # the coarsest grid, where most iterations are (median: a rare hard case may take another path)
     assert np.median(c_chord[ok, 0, 1]) <= 0.85 * np.median(c_plain[ok, 0, 1])
     assert c_chord[ok, -1, 1].mean() <= 1.5                                 # the 24-interval grid: ~1 per case
@@ -352,3 +370,15 @@ def test_film_kept_on_the_first_coarse_grid_skips_the_full_grid_newton():
     n = len(ions)
     cp = [np.exp(out[k][0][:, -(n + 1):-1]) / prm.c_feed for k in ("kept", "halved")]
     assert np.max(np.abs(cp[0] - cp[1])) <= 1e-10
+
+
+def test_counts_of_a_wrong_shape_are_refused_by_name():
+    """``counts`` must be (B, grids, 2) or (B, grids, 4) int64: anything else is a typed error naming its shape."""
+    from nanosep.errors import InvalidInputError
+
+    opt = TransportOptions(**CONFIGS["ideal_none"])
+    ions = SETS[0]
+    prm, phi0, scale, grids, film = kernel_inputs(ions, wide_batch(ions, 3, seed=5), opt)
+    for bad in (np.zeros((3, len(grids), 3), np.int64), np.zeros((3, len(grids), 4), np.int32)):
+        with pytest.raises(InvalidInputError, match=r"counts has shape \(3, 3, (3|4)\)"):
+            compiled.solve_cases(prm, scale, phi0, None, grids, opt.tol, None, 1, film, counts=bad)

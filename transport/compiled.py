@@ -181,13 +181,23 @@ if HAVE_NUMBA:
         return xf
 
     @njit(cache=True, nogil=True)
+    def _count(counts, b, g, its, facs, res, cor):
+        """Add one Newton solve's iterations and factorizations (and, if ``counts`` has 4 columns, its residual
+        evaluations and corrections) to ``counts[b, g]``."""
+        counts[b, g, 0] += its
+        counts[b, g, 1] += facs
+        if counts.shape[2] > 2:
+            counts[b, g, 2] += res
+            counts[b, g, 3] += cor
+
+    @njit(cache=True, nogil=True)
     def _solve_case(b, x0, Ds, Gi, Dfs, Ps, Pfs, Ms, Mfs, z, Pion, Pcase, akind, AP, GP, Xn, Y0, tols, max_iter,
                     settings, x_out, status, iters, resid, steps, counts):
         """Newton on each grid of ``Ms``/``Mfs`` in turn (interpolant of the last start; grid g to the residual
         tolerance ``tols[g]``), for case ``b``, from ``x0[b]`` or, when ``GP`` has rows, from the engine's
         closed-form start built here (:func:`.compiled_guess.shp_guess`: GP its parameters, Xn (B, M0) the first
         grid's layer nodes, Y0 (Mf0,) its film nodes); ``counts[b, g]`` gets grid g's (Newton iterations,
-        factorizations), flux continuation included."""
+        factorizations[, residual evaluations, corrections]), flux continuation included."""
         n = z.size
         G = Ms.size
         P = Pion[b]
@@ -216,19 +226,17 @@ if HAVE_NUMBA:
             gf = np.ones(Mf)
             x_start = x.copy()
             tol = tols[g]
-            ok, it, r, nf = _newton(x, D, gi, Df, gf, z, P, X, cscale, akind, ap, tol, max_iter, limit_correction,
-                                    theta_max)
+            ok, it, r, nf, nr, ns = _newton(x, D, gi, Df, gf, z, P, X, cscale, akind, ap, tol, max_iter,
+                                            limit_correction, theta_max)
             total += it
-            counts[b, g, 0] += it
-            counts[b, g, 1] += nf
+            _count(counts, b, g, it, nf, nr, ns)
             if not ok:
                 x = x_start
-                ok, it, r, nsteps, nf = _continuation(x, D, gi, Df, gf, z, P, X, cscale, akind, ap, phi0, tol,
-                                                      max_iter, limit_correction, theta_max)
+                ok, it, r, nsteps, nf, nr, ns = _continuation(x, D, gi, Df, gf, z, P, X, cscale, akind, ap, phi0,
+                                                              tol, max_iter, limit_correction, theta_max)
                 total += it
                 steps[b] += nsteps
-                counts[b, g, 0] += it
-                counts[b, g, 1] += nf
+                _count(counts, b, g, it, nf, nr, ns)
             resid[b] = r
             if not ok:
                 status[b] = FAILED_COARSE if g < G - 1 else FAILED
@@ -348,8 +356,10 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
     coarse_tol: residual tolerance of the grids before the last (a float, or a sequence whose last entry is the
         grid before the last's, the one before it the grid before that, ...; fewer entries than coarse grids: the
         first repeats; never below ``tol``); default ``COARSE_TOL`` (read at call time; None: ``tol`` on every grid).
-    counts: optional (B, len(grids), 2) int64 array that receives, per case and grid, the Newton iterations
-        and the Jacobian factorizations (flux continuation included).
+    counts: optional (B, len(grids), 2) or (B, len(grids), 4) int64 array that receives, per case and grid, the
+        Newton iterations and the Jacobian factorizations and, with 4 columns, the residual evaluations (the start
+        of each Newton solve and every trial point, damping trials included) and the Newton corrections (solves
+        through the factors), flux continuation included.
 
     Returns
     -------
@@ -388,9 +398,9 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
         tols[:-1] = np.maximum(ct, tol)
     if counts is None:
         counts = np.zeros((B, Ms.size, 2), np.int64)
-    elif counts.shape != (B, Ms.size, 2) or counts.dtype != np.int64:
+    elif counts.shape not in ((B, Ms.size, 2), (B, Ms.size, 4)) or counts.dtype != np.int64:
         raise InvalidInputError(f"counts has shape {counts.shape} and dtype {counts.dtype}: need ({B}, {Ms.size}, 2) "
-                                "int64")
+                                f"or ({B}, {Ms.size}, 4) int64")
     if x0 is None:
         x0, GP = np.zeros((0, 0)), guess_parameters(prm)
     else:

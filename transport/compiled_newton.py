@@ -72,7 +72,9 @@ if HAVE_NUMBA:
         d ln gamma / d c there for the factorization (:func:`.compiled_system._factor` with ``have_dlg``): one
         activity evaluation per point instead of two.
 
-        Returns (converged, iterations, final scaled residual max norm, factorizations)."""
+        Returns (converged, iterations, final scaled residual max norm, factorizations, residual evaluations,
+        Newton corrections): the residual evaluations count the start's and every trial point's (damping trials
+        included), the corrections every solve through the factors (``dx`` and the simplified ``dbar``)."""
         n = z.size
         M = D.shape[0]
         Mf = Df.shape[0]
@@ -106,26 +108,29 @@ if HAVE_NUMBA:
         it = 0
         nfac = 0
         fresh = False                     # the factors are the Jacobian's at x
+        nres = 1                          # residual evaluations (the start's, then every trial point's)
+        nsol = 0                          # Newton corrections through the factors (dx and dbar)
         reuse = False                     # dx already holds the chord correction at x (the last dbar)
         if not _residual(x, F, D, gi, Df, gf, z, P, X, cscale, ion, pot, akind, ap, dlg, jac):
-            return False, it, np.inf, nfac
+            return False, it, np.inf, nfac, nres, nsol
         while True:
             r = 0.0
             for j in range(m):
                 r = max(r, abs(F[j]))
             if r < tol:
-                return True, it, r, nfac
+                return True, it, r, nfac, nres, nsol
             if it >= max_iter:
-                return False, it, r, nfac
+                return False, it, r, nfac, nres, nsol
             if not reuse:
                 if not fresh:
                     if not _factor(x, D, gi, Df, gf, z, P, cscale, ion, pot, akind, ap, LU, piv, W, Sc, spiv, Bx,
                                    cpf, dlg, True):
-                        return False, it, r, nfac
+                        return False, it, r, nfac, nres, nsol
                     nfac += 1
                     fresh = True
                 for j in range(m):
                     F[j] = -F[j]
+                nsol += 1
                 _solve(F, dx, z, cscale, cpf, ion, pot, Mf, LU, piv, W, Sc, spiv, Bx)
                 for j in range(m):
                     F[j] = -F[j]
@@ -134,35 +139,37 @@ if HAVE_NUMBA:
             if not fresh and (not finite or (ndx < 1e-10 and r < 1e-6)):
                 continue                      # only a Newton correction may fail or trigger the correction rule
             if not finite:
-                return False, it, r, nfac
+                return False, it, r, nfac, nres, nsol
             lam_max = 1.0 / big
             if ndx < 1e-10 and r < 1e-6:      # correction rule: error estimate at round-off
                 for j in range(m):
                     x[j] += dx[j]
-                return True, it + 1, r, nfac
+                return True, it + 1, r, nfac, nres, nsol
             a = min(1.0, 2.0 * damp)
             redo = False
             while True:
                 lam = a * lam_max
                 for j in range(m):
                     trial[j] = x[j] + lam * dx[j]
+                nres += 1
                 good = _residual(trial, Ft, D, gi, Df, gf, z, P, X, cscale, ion, pot, akind, ap, dlg_t, jac)
                 nbar = np.inf
                 if good:
                     for j in range(m):
                         Ft[j] = -Ft[j]
+                    nsol += 1
                     _solve(Ft, dbar, z, cscale, cpf, ion, pot, Mf, LU, piv, W, Sc, spiv, Bx)   # current factors
                     nbar = _step_norms(dbar, caps, wts)[2]    # inf if not finite
                 if (good and nbar <= (1.0 - lam / 4.0) * ndx) or (fresh and ndx < 1e-13):
                     if not good:              # accepted at round-off although the residual there is not finite
-                        return False, it + 1, np.inf, nfac
+                        return False, it + 1, np.inf, nfac, nres, nsol
                     rt = 0.0
                     for j in range(m):
                         rt = max(rt, abs(Ft[j]))
                     if rt < tol:      # NLEQ-ERR's final update with the simplified correction
                         for j in range(m):
                             x[j] = trial[j] + dbar[j]
-                        return True, it + 1, rt, nfac
+                        return True, it + 1, rt, nfac, nres, nsol
                     for j in range(m):
                         x[j] = trial[j]
                         F[j] = -Ft[j]         # the residual at the new x
@@ -180,9 +187,9 @@ if HAVE_NUMBA:
                     break
                 a *= 0.5
                 if ndx < 1e-6 and edx < limit_correction and r < 1e-3:   # precision limit
-                    return True, it + 1, r, nfac
+                    return True, it + 1, r, nfac, nres, nsol
                 if a < MIN_DAMPING:
-                    return False, it + 1, r, nfac
+                    return False, it + 1, r, nfac, nres, nsol
             if redo:
                 continue
             damp = a
@@ -193,7 +200,7 @@ if HAVE_NUMBA:
         """The engine's adaptive continuation in ln(flux) from the zero-flux (Donnan equilibrium) solution
         (:func:`.solver._continuation`, ``robust=False``) for one case, in place: the layer's and the film's
         ``Pe`` and ``q`` scale with the flux; the last step is at the full flux.  Returns (converged,
-        iterations, residual, steps, factorizations)."""
+        iterations, residual, steps, factorizations, residual evaluations, corrections)."""
         n = z.size
         M = D.shape[0]
         Mf = Df.shape[0]
@@ -219,6 +226,8 @@ if HAVE_NUMBA:
         Pt = P.copy()
         its = 0
         nfac = 0
+        nres = 0
+        nsol = 0
         first = True
         for step in range(200):
             trial = min(lnf + (0.0 if first else dln), 0.0)
@@ -227,19 +236,21 @@ if HAVE_NUMBA:
                 for row in (PE, Q, PEF, QF):
                     Pt[row, i] = P[row, i] * f
             xn[:] = x
-            ok, it, r, nf = _newton(xn, D, gi, Df, gf, z, Pt, X, cscale, akind, ap, tol, min(25, max_iter),
-                                    limit_correction, theta_max)
+            ok, it, r, nf, nr, ns = _newton(xn, D, gi, Df, gf, z, Pt, X, cscale, akind, ap, tol,
+                                            min(25, max_iter), limit_correction, theta_max)
             its += it
             nfac += nf
+            nres += nr
+            nsol += ns
             first = False
             if ok:
                 x[:] = xn
                 lnf = trial
                 dln *= 1.5
                 if trial >= 0.0:
-                    return True, its, r, step + 1, nfac
+                    return True, its, r, step + 1, nfac, nres, nsol
             else:
                 dln *= 0.5
                 if dln < 1e-3:
-                    return False, its, r, step + 1, nfac
-        return False, its, np.inf, 200, nfac
+                    return False, its, r, step + 1, nfac, nres, nsol
+        return False, its, np.inf, 200, nfac, nres, nsol
