@@ -196,6 +196,24 @@ def test_absent_ion_fallback_solves_with_the_present_ions(monkeypatch):
     assert np.all(np.abs(np.nansum(z * r.c_perm, axis=1)) / np.nansum(np.abs(z) * r.c_perm, axis=1) < 1e-10)
 
 
+def test_an_absent_ion_too_large_for_the_pores_is_reported_absent():
+    """An absent ion (c = 0) that would also be sterically excluded (lambda >= 1) is reported as absent: permeate and
+    rejection NaN, as for every absent ion, not the excluded ion's c_p = 0 (whose rejection was 0/0, a RuntimeWarning
+    and an error under -W error); the same ion present is fully rejected (c_p = 0, rejection 1)."""
+    ions = ["Na+", "Cl-", "Mg+2"]                     # Mg+2: Stokes radius 0.35 nm > r_p = 0.30 nm
+    kw = dict(flux_m_s=[1e-5] * 2, pore_radius_m=[0.3e-9] * 2, thickness_m=[1e-6] * 2, pore_dielectric=[40.0] * 2,
+              charge_density_mol_m3=[-20.0] * 2, temperature_K=[298.15] * 2)
+    r = solve_batch(ions, [[10.0, 10.0, 0.0], [10.0, 30.0, 10.0]], **kw)
+    assert r.converged.all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rej, rej_i, frame = r.rejection, r.rejection_intrinsic, r.to_frame()
+    assert np.isnan(r.c_perm[0, 2]) and np.isnan(rej[0, 2]) and np.isnan(rej_i[0, 2])
+    assert r.c_perm[1, 2] == 0.0 and rej[1, 2] == 1.0 and r.ion_flux[1, 2] == 0.0
+    assert np.isnan(frame.loc[(frame.case == 0) & (frame.ion == "Mg+2"), "rejection_observed"]).all()
+    assert np.all(np.isfinite(rej[:, :2])) and np.all((rej[:, :2] > 0) & (rej[:, :2] < 1))
+
+
 @pytest.mark.slow
 def test_recorded_failures_with_absent_ions_converge():
     """6750 (robust continuation on the 8-ion list) and 2519 (needs the present-ion fallback): converge,

@@ -870,7 +870,7 @@ def solve_batch(ions: Sequence[str], c_feed, *, flux_m_s=None, pressure_pa=None,
     if absent.any():
         for arr in (result.c_perm, result.c_wall):
             arr[absent] = np.nan
-    excluded = radius[None, :] >= rp[:, None]
+    excluded = (radius[None, :] >= rp[:, None]) & ~absent    # an absent ion stays NaN, excluded or not
     if excluded.any():
         result.c_perm[excluded] = 0.0
         result.ion_flux[excluded] = 0.0
