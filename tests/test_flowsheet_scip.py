@@ -71,9 +71,12 @@ def test_scip_certifies_k1_point():
     """SCIP certifies epsilon = 1 to a 1 % gap and agrees with MAiNGO's 1e-3 certificate.  With the
     element surrogate whose flux input is log10(J + 1e-6 um/s) (2026-11-22) SCIP needed 383 s at load 3
     (gap 1.75 % at 300 s): the plants' fluxes span a narrower slice of the scaled input than with the
-    earlier 0.01 um/s offset, so its relaxations are looser; MAiNGO still certifies in < 1 s."""
+    earlier 0.01 um/s offset, so its relaxations are looser; MAiNGO still certifies in < 1 s.  On 2026-11-23 the
+    same solve took 824 s alone on the machine (a slow phase of the shared host) and stopped at the former 900 s
+    limit with a 1.14 % gap while another test run shared the two cores: SCIP's limit is wall-clock time, so it
+    has twice that margin."""
     mg = solve_global(SPEC, "element", 1.0, time_limit_s=60)
-    sc = solve_scip(SPEC, "element", 1.0, rel_gap=1e-2, time_limit_s=900)
+    sc = solve_scip(SPEC, "element", 1.0, rel_gap=1e-2, time_limit_s=1800)
     assert sc.globally_optimal, sc.message
     assert sc.relative_gap <= 1e-2
     assert sc.objective_usd_per_year >= mg.lower_bound_usd_per_year - TOL_USD
