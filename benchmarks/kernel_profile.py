@@ -21,6 +21,9 @@ call only), so they are exactly what the product passes.  Then, in this process:
   (the rest: the start, prolongation, the per-call set-up and the operations running slower inside a whole
   solve than in a hot loop).
 
+The kernel is profiled without its shooting start (``shooting=False``: the grid sequence alone, which is what the
+per-grid model describes; benchmarks/throughput.py measures the product's default).
+
 Timings are the best of 3 runs of a compiled loop of ``--reps`` calls.  The host's speed changes by up to ~1.8x
 from minute to minute on the shared VMs this was written on: compare figures from one run only, and hosts by the
 printed yardsticks.
@@ -176,7 +179,8 @@ def profile(config: str, B: int, repeats: int, sample: int, reps: int) -> dict:
     for _ in range(repeats):
         cnt = np.zeros((B, len(grids), 4), np.int64)
         t0 = time.perf_counter()
-        compiled.solve_cases(prm, scale, phi0, None, grids, tol, budget, 1, film_grids, counts=cnt)
+        compiled.solve_cases(prm, scale, phi0, None, grids, tol, budget, 1, film_grids, counts=cnt,
+                             shooting=False)
         times.append((time.perf_counter() - t0) / B * 1e6)
         counts = cnt
     kernel_us = statistics.median(times)
@@ -189,8 +193,9 @@ def profile(config: str, B: int, repeats: int, sample: int, reps: int) -> dict:
     rows = []
     for g in range(len(grids)):
         fg = film_grids[:g + 1] if film else None
-        x, status, *_ = compiled.solve_cases(prm, scale, phi0, None, grids[:g + 1], tol, budget, 1, fg)
-        Ds, Dfs, _Ps, _Pfs, Ms, Mfs, Gi, _Xn, _Y0 = compiled._grid_operators(prm, grids[:g + 1], fg)
+        x, status, *_ = compiled.solve_cases(prm, scale, phi0, None, grids[:g + 1], tol, budget, 1, fg,
+                                             shooting=False)
+        Ds, Dfs, _Ps, _Pfs, Ms, Mfs, Gi, _Xn, _Y0, _XL, _YL = compiled._grid_operators(prm, grids[:g + 1], fg)
         M, Mf = int(Ms[-1]), int(Mfs[-1])
         D = np.ascontiguousarray(Ds[-1, :M, :M])
         Df = np.ascontiguousarray(Dfs[-1, :Mf, :Mf])

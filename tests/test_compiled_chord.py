@@ -32,6 +32,14 @@ from test_compiled_kernel import ION_SETS, wide_batch
 from nanosep.ions import IonDatabase
 
 FILM = {"polarization": "film", "mass_transfer_m_s": 2e-5}
+
+
+@pytest.fixture(autouse=True)
+def grid_sequence_only(monkeypatch):
+    """These tests are about the grid sequence (chord steps, coarse tolerances, the start's passes): the kernel's
+    shooting start, which solves most cases before it (tests/test_compiled_shooting.py), is off unless a test
+    turns it on."""
+    monkeypatch.setattr(compiled, "SHOOTING", False)
 CONFIGS = {f"{act}_{pol}": dict(activity=act, **(FILM if pol == "film" else {}))
            for act in ("ideal", "davies", "pitzer") for pol in ("none", "film")}
 #: the 3-ion and 5-ion sets (a 2:1 electrolyte mixture; the issue-2 throughput ions)
@@ -61,14 +69,19 @@ def kernel_inputs(ions, b: dict, options: TransportOptions):
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def agreement(request):
-    """Engine and kernel results (solve_batch) of 2 ion sets x (20 wide + 20 high-flux cases) of one config."""
+    """Engine and kernel results (solve_batch) of 2 ion sets x (20 wide + 20 high-flux cases) of one config: the
+    kernel with its shooting start (the default) and without it (the grid sequence alone, which is where the
+    kernel's flux continuation runs)."""
     opt = TransportOptions(**CONFIGS[request.param])
     out = []
     for k, ions in enumerate(SETS):
         b = {key: np.concatenate([wide_batch(ions, 20, seed=40 + k)[key], high_flux(ions, 20, seed=50 + k)[key]])
              for key in wide_batch(ions, 1, 0)}
-        out.append((ions, solve_batch(ions, options=opt.with_(compiled=False), **b),
-                    solve_batch(ions, options=opt.with_(compiled=True), **b)))
+        re = solve_batch(ions, options=opt.with_(compiled=False), **b)
+        for shooting in (True, False):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(compiled, "SHOOTING", shooting)
+                out.append((ions, re, solve_batch(ions, options=opt.with_(compiled=True), **b)))
     return request.param, out
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: the modules whose jitted functions make up the kernel (file stems in this package)
-KERNEL_MODULES = ("compiled", "compiled_system", "compiled_newton", "compiled_guess", "compiled_activity")
+KERNEL_MODULES = ("compiled", "compiled_system", "compiled_newton", "compiled_guess", "compiled_activity",
+                  "compiled_shooting")
 #: file written into each cache directory with the hash of the sources its files were compiled from
 STAMP_NAME = "nanosep_kernel_sources.sha256"
 
