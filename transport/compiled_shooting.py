@@ -270,14 +270,29 @@ if HAVE_NUMBA:
         return ok, u[n]
 
     @njit(cache=True, nogil=True)
-    def _shoot_residual(v, z, P, X, cscale, akind, ap, film, kdrop, lgN, lgW, tol, r, Jr, m, xi, yf, prof):
-        """Shooting residual r (n,) at ``v = ln c_p`` and, for m = n, its Jacobian Jr (n, n); ``lgN``, ``lgW``:
+    def _dropped_row(z, P):
+        """The ion whose feed row the electroneutrality of the permeate replaces: the largest ``|z_i| c_b,i``."""
+        k = 0
+        best = -1.0
+        for i in range(z.size):
+            w = abs(z[i]) * P[CB, i]
+            if w > best:
+                best = w
+                k = i
+        return k
+
+    @njit(cache=True, nogil=True)
+    def _shoot_residual(v, z, P, X, cscale, akind, ap, film, lgN, lgW, tol, r, Jr, xi, yf, prof):
+        """Shooting residual r (n,) at ``v = ln c_p`` and, if ``Jr`` is (n, n), its Jacobian (Jr (n, 0): none;
+        the shape, not an argument, selects it, so that one compiled version serves both); ``lgN``, ``lgW``:
         the pore-exit and wall ln gamma (in: start of the interface solves; out: values at v).  With nodes
         ``xi`` (M,) and ``yf`` (Mf,) (else empty), the profiles at them into ``prof`` (2n + 2, max(M, Mf)): rows
         0..n-1 the layer's c [mol/m3], n its phi (relative to xi = 1), n+1..2n the film's c, 2n+1 its phi (relative
         to the wall).  Returns ``(ok, D_exit, D_entrance, phi_film(bulk) - phi_film(wall))`` (see
         :func:`_interface` for the jumps)."""
         n = z.size
+        m = Jr.shape[1]
+        kdrop = _dropped_row(z, P)
         cp = np.empty(n)
         for i in range(n):
             cp[i] = np.exp(v[i])
@@ -331,17 +346,11 @@ if HAVE_NUMBA:
         SHOOT_MAX_ITER)`` iterations (the kernel's Newton budget per grid).  Returns ``(ok, iterations,
         Jacobians)``."""
         n = z.size
-        kdrop = 0
-        best = -1.0
-        for i in range(n):
-            w = abs(z[i]) * P[CB, i]
-            if w > best:
-                best = w
-                kdrop = i
         lgN = np.zeros(n)
         lgW = np.zeros(n)
         r = np.empty(n)
         Jr = np.empty((n, n))
+        J0 = np.empty((n, 0))
         piv = np.empty(n, np.int64)
         e1 = np.zeros(0)
         prof = np.empty((2 * n + 2, 0))
@@ -351,9 +360,8 @@ if HAVE_NUMBA:
         jacs = 0
         limit = min(max_iter, SHOOT_MAX_ITER)
         for it in range(limit):
-            m = n if fresh else 0
-            ok, _, _, _ = _shoot_residual(v, z, P, X, cscale, akind, ap, film, kdrop, lgN, lgW, itol, r, Jr, m,
-                                          e1, e1, prof)
+            ok, _, _, _ = _shoot_residual(v, z, P, X, cscale, akind, ap, film, lgN, lgW, itol, r,
+                                          Jr if fresh else J0, e1, e1, prof)
             if not ok:
                 return False, it, jacs
             if fresh:
@@ -390,8 +398,8 @@ if HAVE_NUMBA:
         r = np.empty(n)
         lgN = np.zeros(n)
         lgW = np.zeros(n)
-        ok, dN, d0, _ = _shoot_residual(v, z, P, X, cscale, akind, ap, film, 0, lgN, lgW, TAYLOR_TOL, r,
-                                        np.empty((n, n)), 0, xi, yf, prof)
+        ok, dN, d0, _ = _shoot_residual(v, z, P, X, cscale, akind, ap, film, lgN, lgW, TAYLOR_TOL, r,
+                                        np.empty((n, 0)), xi, yf, prof)
         if not ok:
             return False
         phiw = 0.0
