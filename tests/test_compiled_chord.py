@@ -32,6 +32,10 @@ from test_compiled_kernel import ION_SETS, wide_batch
 from nanosep.ions import IonDatabase
 
 FILM = {"polarization": "film", "mass_transfer_m_s": 2e-5}
+CONFIGS = {f"{act}_{pol}": dict(activity=act, **(FILM if pol == "film" else {}))
+           for act in ("ideal", "davies", "pitzer") for pol in ("none", "film")}
+#: the 3-ion and 5-ion sets (a 2:1 electrolyte mixture; the issue-2 throughput ions)
+SETS = (ION_SETS[1], ION_SETS[4])
 
 
 @pytest.fixture(autouse=True)
@@ -40,10 +44,6 @@ def grid_sequence_only(monkeypatch):
     shooting start, which solves most cases before it (tests/test_compiled_shooting.py), is off unless a test
     turns it on."""
     monkeypatch.setattr(compiled, "SHOOTING", False)
-CONFIGS = {f"{act}_{pol}": dict(activity=act, **(FILM if pol == "film" else {}))
-           for act in ("ideal", "davies", "pitzer") for pol in ("none", "film")}
-#: the 3-ion and 5-ion sets (a 2:1 electrolyte mixture; the issue-2 throughput ions)
-SETS = (ION_SETS[1], ION_SETS[4])
 
 
 def high_flux(ions, B: int, seed: int) -> dict:

@@ -234,9 +234,9 @@ if HAVE_NUMBA:
         gi = np.ascontiguousarray(Gi[b, G - 1, :M])
         ok, it, r, nf, nr, ns = _newton(xf, D, gi, Df, np.ones(Mf), z, P, X, cscale, akind, ap, tols[G - 1],
                                         max_iter, limit_correction, theta_max)
+        _count(counts, b, G - 1, it, nf, nr, ns)      # counted even if it failed: the work was done
         if not ok:
             return False
-        _count(counts, b, G - 1, it, nf, nr, ns)
         shots[b, 0] = sit
         shots[b, 1] = jacs
         x_out[b, :] = xf
@@ -425,7 +425,8 @@ def solve_cases(prm: BatchParameters, scale: np.ndarray, phi0: np.ndarray, x0: n
     counts: optional (B, len(grids), 2) or (B, len(grids), 4) int64 array that receives, per case and grid, the
         Newton iterations and the Jacobian factorizations and, with 4 columns, the residual evaluations (the start
         of each Newton solve and every trial point, damping trials included) and the Newton corrections (solves
-        through the factors), flux continuation included.
+        through the factors), flux continuation included, and the last grid's Newton from the shooting's profiles
+        (also where it failed and the grid sequence then ran).
     shooting: solve each case first by shooting (:mod:`.compiled_shooting`; only with ``x0=None``, for cases with
         every ion present and none excluded), its profiles then checked, and if need be corrected, by Newton on the
         last grid; the grid sequence solves the cases where that fails.  Default ``SHOOTING`` (read at call time).

@@ -68,7 +68,7 @@ SHOOT_STEP_CAP = 2.0
 INTERFACE_TOL = 1e-13
 
 if HAVE_NUMBA:
-    from .compiled_activity import ln_gamma
+    from .compiled_activity import _horner, ln_gamma
     from .compiled_guess import donnan_phi
     from .compiled_system import _lu_factor, _lu_solve
 
@@ -132,13 +132,6 @@ if HAVE_NUMBA:
                     Ta[i, d, k + 1] = w * inv
 
     @njit(cache=True, nogil=True)
-    def _horner(coef, t, K):
-        v = coef[K]
-        for k in range(K - 1, -1, -1):
-            v = v * t + coef[k]
-        return v
-
-    @njit(cache=True, nogil=True)
     def integrate(c, T, cp, Pe, q, z, tol, K, nodes, oc, ophi):
         """Integrate the equations from ``xi = 1`` back to ``xi = 0``; ``c`` (n,) [mol/m3] and its tangent ``T``
         (n, m) in place (m = 0: none).  ``nodes`` (M,): ascending positions in [0, 1] (the last one 1) where c and
@@ -182,16 +175,16 @@ if HAVE_NUMBA:
             while nk >= 0 and nodes[nk] >= new - 1e-15:
                 t = nodes[nk] - pos
                 for i in range(n):
-                    oc[i, nk] = _horner(a[i], t, K)
-                ophi[nk] = phi + _horner(ph, t, K)
+                    oc[i, nk] = _horner(a[i], t)
+                ophi[nk] = phi + _horner(ph, t)
                 nk -= 1
             for i in range(n):
-                c[i] = _horner(a[i], -h, K)
+                c[i] = _horner(a[i], -h)
                 if not np.isfinite(c[i]):
                     return False, phi
                 for d in range(m):
-                    T[i, d] = _horner(Ta[i, d], -h, K)
-            phi += _horner(ph, -h, K)
+                    T[i, d] = _horner(Ta[i, d], -h)
+            phi += _horner(ph, -h)
             pos = new
             if pos == 0.0:
                 return True, phi
